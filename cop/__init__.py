@@ -1,0 +1,157 @@
+"""cop: a platform for communities of practice."""
+
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_login import current_user
+
+from cop.config import INSTANCE_PATH, Config, load_secret_key
+from cop.extensions import babel, compress, csrf, db, limiter, login_manager, migrate, socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the cop application; `config` overrides settings (tests use it)."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_PATH),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_object(Config)
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_secret_key(Path(app.instance_path))
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_security_headers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extensions of `cop.extensions` to the app."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    compress.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        timezone_selector=select_time_zone,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
+    login_manager.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=None,  # same origin only
+    )
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _configure_sqlite()
+
+    from cop.auth import services as auth_services
+
+    login_manager.user_loader(auth_services.load_user_from_session)
+    login_manager.request_loader(auth_services.load_user_from_api_token)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    from cop.core import labels
+    from cop.core.formatting import country_name, local_datetime
+
+    app.jinja_env.globals.update(
+        current_locale_code=lambda: str(select_locale()),
+        role_label=labels.role_label,
+        organisation_kind_label=labels.organisation_kind_label,
+        country_name=country_name,
+        local_datetime=local_datetime,
+    )
+
+
+def _configure_sqlite() -> None:
+    """Turn on WAL and foreign keys for every SQLite connection."""
+    from sqlalchemy import event
+
+    @event.listens_for(db.engine, "connect")
+    def set_pragmas(dbapi_connection, _record):  # noqa: D401 - event hook
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach every feature's blueprint."""
+    from cop.api.views import bp as api_bp
+    from cop.auth.views import bp as auth_bp
+    from cop.communities.views import bp as communities_bp
+    from cop.core.errors import register_error_handlers
+    from cop.core.views import bp as core_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(communities_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    register_error_handlers(app)
+
+
+def select_locale() -> str:
+    """Choose the interface language: the user's choice, then the browser's, then English."""
+    languages = Config.LANGUAGES
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    if session.get("locale") in languages:
+        return session["locale"]
+    return request.accept_languages.best_match(languages) or Config.BABEL_DEFAULT_LOCALE
+
+
+def select_time_zone() -> str | None:
+    """Show times in the user's time zone when they chose one."""
+    if current_user and current_user.is_authenticated and current_user.time_zone:
+        return current_user.time_zone
+    return None
+
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+
+
+def register_security_headers(app: Flask) -> None:
+    """Send the security headers on every response."""
+
+    @app.after_request
+    def add_security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        if request.is_secure or app.config["PREFERRED_URL_SCHEME"] == "https":
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if getattr(g, "no_store", False):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    """Add cop's `flask` commands."""
+    from cop.demo import demo_command
+
+    app.cli.add_command(demo_command)

@@ -1,0 +1,34 @@
+"""Locale-aware display of dates and countries."""
+
+from datetime import UTC, datetime
+
+from babel import Locale
+from flask_babel import format_datetime, get_locale
+
+
+def local_datetime(value: datetime | None, format: str = "medium") -> str:
+    """Format a stored UTC datetime in the viewer's time zone and language."""
+    if value is None:
+        return ""
+    return format_datetime(value.replace(tzinfo=UTC), format)
+
+
+def country_choices() -> list[tuple[str, str]]:
+    """Return (ISO 3166 code, name in the viewer's language) pairs, sorted by name."""
+    territories = Locale.parse(str(get_locale())).territories
+    return sorted(
+        ((code, name) for code, name in territories.items() if len(code) == 2 and code.isalpha()),
+        key=lambda pair: pair[1],
+    )
+
+
+def is_country_code(code: str) -> bool:
+    """Tell whether `code` is a two-letter ISO 3166 country code known to Babel."""
+    return len(code) == 2 and code.isalpha() and code.upper() in Locale("en").territories
+
+
+def country_name(code: str | None) -> str:
+    """Return the country's name in the viewer's language."""
+    if not code:
+        return ""
+    return Locale.parse(str(get_locale())).territories.get(code, code)

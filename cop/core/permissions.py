@@ -1,0 +1,137 @@
+"""Who may do what: the one place that answers, for HTTP views and socket handlers alike.
+
+The rules are the table of DESIGN.md ("Who may do what"). A private community is
+invisible (404) to everyone but its members; a public one shows its home, themes and
+published guides to everyone and the rest to members only.
+"""
+
+import enum
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import select
+
+from cop.communities.models import Community, Membership, Role
+from cop.extensions import db, login_manager
+
+HOST, FACILITATOR, EDITOR, PARTICIPANT, OBSERVER = (
+    Role.HOST,
+    Role.FACILITATOR,
+    Role.EDITOR,
+    Role.PARTICIPANT,
+    Role.OBSERVER,
+)
+WRITERS = frozenset({HOST, FACILITATOR, EDITOR, PARTICIPANT})
+
+
+class Action(enum.StrEnum):
+    """Things a person may try to do in a community (rows of the table)."""
+
+    VIEW_HOME = "view_home"
+    VIEW_MEMBERS_AREA = "view_members_area"
+    MANAGE_COMMUNITY = "manage_community"
+    INVITE = "invite"
+    PLAN_WORKSHOPS = "plan_workshops"
+    TAKE_PART = "take_part"
+    WRITE_NOTES = "write_notes"
+    EDIT_DRAFTS = "edit_drafts"
+    REVIEW = "review"
+    PUBLISH = "publish"
+    COMMENT = "comment"
+    WRITE_SHEET = "write_sheet"
+
+
+ALL_ROLES = frozenset(Role)
+ROLES_ALLOWED: dict[Action, frozenset[Role]] = {
+    Action.VIEW_HOME: ALL_ROLES,
+    Action.VIEW_MEMBERS_AREA: ALL_ROLES,
+    Action.MANAGE_COMMUNITY: frozenset({HOST}),
+    Action.INVITE: frozenset({HOST, FACILITATOR}),
+    Action.PLAN_WORKSHOPS: frozenset({HOST, FACILITATOR}),
+    Action.TAKE_PART: WRITERS,
+    Action.WRITE_NOTES: WRITERS,
+    Action.EDIT_DRAFTS: frozenset({HOST, EDITOR}),
+    Action.REVIEW: frozenset({HOST, EDITOR}),
+    Action.PUBLISH: frozenset({HOST}),
+    Action.COMMENT: WRITERS,
+    Action.WRITE_SHEET: WRITERS,
+}
+# What anyone may do in a public community, without an account or a membership.
+PUBLIC_ACTIONS = frozenset({Action.VIEW_HOME})
+# Roles each inviting role may hand out through an invitation.
+INVITABLE_ROLES: dict[Role, frozenset[Role]] = {
+    HOST: ALL_ROLES,
+    FACILITATOR: frozenset({PARTICIPANT, OBSERVER}),
+}
+
+
+class Verdict(enum.Enum):
+    """The answer to "may this person do this here?", mapped onto HTTP statuses."""
+
+    ALLOWED = 200
+    LOGIN_REQUIRED = 401
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+
+
+def membership_of(user, community: Community) -> Membership | None:
+    """Return the user's membership in the community, or None."""
+    if user is None or not user.is_authenticated:
+        return None
+    return db.session.scalar(
+        select(Membership).filter_by(user_id=user.id, community_id=community.id)
+    )
+
+
+def decide(user, community: Community, action: Action, membership=...) -> Verdict:
+    """Decide whether `user` may do `action` in `community`."""
+    if membership is ...:
+        membership = membership_of(user, community)
+    if membership is not None:
+        if membership.role in ROLES_ALLOWED[action]:
+            return Verdict.ALLOWED
+        return Verdict.FORBIDDEN
+    if not community.is_public:
+        return Verdict.NOT_FOUND
+    if action in PUBLIC_ACTIONS:
+        return Verdict.ALLOWED
+    if user is None or not user.is_authenticated:
+        return Verdict.LOGIN_REQUIRED
+    return Verdict.FORBIDDEN
+
+
+def can(user, community: Community, action: Action) -> bool:
+    """Tell whether `user` may do `action` in `community`."""
+    return decide(user, community, action) is Verdict.ALLOWED
+
+
+def can_invite_role(membership: Membership | None, role: Role) -> bool:
+    """Tell whether this member may create an invitation for `role`."""
+    return membership is not None and role in INVITABLE_ROLES.get(membership.role, ())
+
+
+def roles_invitable_by(membership: Membership | None) -> list[Role]:
+    """Return the roles this member may invite people with, most powerful first."""
+    if membership is None:
+        return []
+    allowed = INVITABLE_ROLES.get(membership.role, frozenset())
+    return [role for role in Role if role in allowed]
+
+
+def enforce(verdict: Verdict) -> None:
+    """Abort the request unless the verdict allows it."""
+    if verdict is Verdict.ALLOWED:
+        return
+    if verdict is Verdict.LOGIN_REQUIRED:
+        abort(login_manager.unauthorized())
+    abort(verdict.value)
+
+
+def community_or_abort(slug: str, action: Action) -> tuple[Community, Membership | None]:
+    """Load a community by slug and check the current user may do `action` there."""
+    community = db.session.scalar(select(Community).filter_by(slug=slug))
+    if community is None:
+        abort(404)
+    membership = membership_of(current_user, community)
+    enforce(decide(current_user, community, action, membership))
+    return community, membership
