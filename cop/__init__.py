@@ -61,6 +61,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(auth_services.load_user_from_session)
     login_manager.request_loader(auth_services.load_user_from_api_token)
     login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the login page says what to do; no flash needed
+    login_manager.unauthorized_handler(_unauthorized)
     login_manager.session_protection = "basic"
     from cop.core import labels
     from cop.core.formatting import country_name, local_datetime
@@ -72,6 +74,19 @@ def register_extensions(app: Flask) -> None:
         country_name=country_name,
         local_datetime=local_datetime,
     )
+
+
+def _unauthorized():
+    """Answer 401 JSON to API clients and send people to the login page."""
+    from flask import redirect, url_for
+
+    from cop.core.errors import error_response, wants_json
+
+    if wants_json():
+        from flask_babel import gettext as _
+
+        return error_response(401, "unauthorized", _("Please log in to continue."))
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def _configure_sqlite() -> None:
