@@ -7,7 +7,7 @@ published guides to everyone and the rest to members only.
 
 import enum
 
-from flask import abort
+from flask import abort, make_response
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -123,7 +123,7 @@ def enforce(verdict: Verdict) -> None:
     if verdict is Verdict.ALLOWED:
         return
     if verdict is Verdict.LOGIN_REQUIRED:
-        abort(login_manager.unauthorized())
+        abort(make_response(login_manager.unauthorized()))
     abort(verdict.value)
 
 
