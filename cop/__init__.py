@@ -22,6 +22,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_object(Config)
     if config:
         app.config.update(config)
+    # Cookies travel only over https when the site is served over https.
+    if app.config["PREFERRED_URL_SCHEME"] == "https":
+        app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = True
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(Path(app.instance_path))
 
@@ -38,6 +41,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     compress.init_app(app)
+    register_compression(app)
     limiter.init_app(app)
     babel.init_app(
         app,
@@ -98,6 +102,9 @@ def _configure_sqlite() -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode, NORMAL loses no committed data on an application crash, and
+        # saves an fsync per commit (SQLite's advice for WAL).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
@@ -115,6 +122,21 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(communities_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     register_error_handlers(app)
+
+
+def register_compression(app: Flask) -> None:
+    """Compress responses (Flask-Compress), closing the files it reads for static assets."""
+
+    @app.after_request
+    def compress_response(response):
+        if response.direct_passthrough:
+            # Flask-Compress reads a streamed file into memory but never closes it.
+            stream = response.response
+            response.direct_passthrough = False
+            response.set_data(response.get_data())
+            if hasattr(stream, "close"):
+                stream.close()
+        return compress.after_request(response)
 
 
 def select_locale() -> str:

@@ -19,12 +19,22 @@ def load_secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
-def _database_url() -> str:
-    url = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_PATH / 'cop.sqlite'}")
-    # Hosting platforms still hand out the "postgres://" scheme SQLAlchemy no longer accepts.
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
+def normalise_database_url(url: str) -> str:
+    """Use psycopg2 (which psycogreen makes cooperative) for a PostgreSQL URL with no driver.
+
+    SQLAlchemy 2.1 would pick psycopg 3 for a bare "postgresql://"; "postgres://" is the
+    scheme some hosting platforms still hand out.
+    """
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url.removeprefix(bare)
     return url
+
+
+def _database_url() -> str:
+    return normalise_database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_PATH / 'cop.sqlite'}")
+    )
 
 
 class Config:
@@ -41,10 +51,8 @@ class Config:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = PREFERRED_URL_SCHEME == "https"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
     LANGUAGES = ("en", "fr")
@@ -58,6 +66,7 @@ class Config:
     # Password hashing cost (argon2id, the argon2-cffi defaults: RFC 9106 low-memory profile).
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
     PASSWORD_RESET_MAX_AGE = 3600  # seconds
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
@@ -78,3 +87,4 @@ class Config:
     ]
     COMPRESS_ALGORITHM = ["br", "gzip"]
     COMPRESS_MIN_SIZE = 256
+    COMPRESS_REGISTER = False  # cop.register_compression applies it

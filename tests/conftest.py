@@ -10,10 +10,13 @@ from cop import create_app
 from cop.auth import services as auth_services
 from cop.communities import services as community_services
 from cop.communities.models import Membership, Organisation, OrganisationKind, Role, Visibility
+from cop.config import normalise_database_url
 from cop.extensions import db
 
 PASSWORD = "correct horse battery"
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") and normalise_database_url(
+    os.environ["TEST_DATABASE_URL"]
+)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -45,7 +48,8 @@ def test_config(tmp_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "WTF_CSRF_ENABLED": False,
         "ARGON2_TIME_COST": 1,
-        "ARGON2_MEMORY_COST": 1024,
+        "ARGON2_MEMORY_COST": 64,
+        "ARGON2_PARALLELISM": 1,
         "SERVER_NAME": "cop.test",
     }
 

@@ -30,9 +30,14 @@ def _password_field(label):
     )
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 def _email_field():
     return EmailField(
         _l("Email"),
+        filters=[_strip],
         validators=[
             DataRequired(),
             Length(max=EMAIL_MAX),
@@ -60,7 +65,9 @@ class RegisterForm(FlaskForm):
 class LoginForm(FlaskForm):
     """Log in with email and password."""
 
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+    email = EmailField(
+        _l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=EMAIL_MAX)]
+    )
     password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=PASSWORD_MAX)])
 
 

@@ -20,7 +20,9 @@ API_TOKEN_PREFIX = "cop_"
 def _hasher() -> PasswordHasher:
     config = current_app.config
     return PasswordHasher(
-        time_cost=config["ARGON2_TIME_COST"], memory_cost=config["ARGON2_MEMORY_COST"]
+        time_cost=config["ARGON2_TIME_COST"],
+        memory_cost=config["ARGON2_MEMORY_COST"],
+        parallelism=config["ARGON2_PARALLELISM"],
     )
 
 
@@ -79,12 +81,12 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-_DUMMY_HASHES: dict[tuple[int, int], str] = {}
+_DUMMY_HASHES: dict[tuple[int, int, int], str] = {}
 
 
 def _dummy_hash() -> str:
     config = current_app.config
-    key = (config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_COST"])
+    key = (config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_COST"], config["ARGON2_PARALLELISM"])
     if key not in _DUMMY_HASHES:
         _DUMMY_HASHES[key] = _hasher().hash(secrets.token_hex(16))
     return _DUMMY_HASHES[key]

@@ -103,28 +103,30 @@ def logout():
     return redirect(url_for("core.index"))
 
 
-def _account_page(**forms):
-    """Render the account page with fresh forms, except those passed in."""
+def _account_page(preferences=None, password_form=None, token_form=None, new_token=None):
+    """Render the account page; forms passed in keep what was typed and their errors."""
     user = current_user._get_current_object()
-    preferences = forms.pop("preferences", None) or PreferencesForm(
+    preferences = preferences or PreferencesForm(
         formdata=None,
         display_name=user.display_name,
         locale=user.locale or str(get_locale()),
         time_zone=user.time_zone or current_app.config["BABEL_DEFAULT_TIMEZONE"],
     )
+    password_form = password_form or ChangePasswordForm(formdata=None)
+    token_form = token_form or ApiTokenForm(formdata=None)
     tokens = db.session.scalars(
         select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.created_at)
     ).all()
-    status = 400 if any(form.errors for form in forms.values()) else 200
+    has_errors = any(form.errors for form in (preferences, password_form, token_form))
     g.no_store = True  # the page may show a new API token once
     return render_template(
         "auth/account.html",
         preferences=preferences,
-        password_form=forms.pop("password_form", None) or ChangePasswordForm(formdata=None),
-        token_form=forms.pop("token_form", None) or ApiTokenForm(formdata=None),
+        password_form=password_form,
+        token_form=token_form,
         tokens=tokens,
-        new_token=forms.pop("new_token", None),
-    ), status
+        new_token=new_token,
+    ), 400 if has_errors else 200
 
 
 @bp.get("/account")

@@ -13,18 +13,28 @@ def local_datetime(value: datetime | None, format: str = "medium") -> str:
     return format_datetime(value.replace(tzinfo=UTC), format)
 
 
+# Two-letter CLDR territories that are not countries (unknown region, EU, UN, pseudo-locales).
+NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO", "XA", "XB"})
+
+
 def country_choices() -> list[tuple[str, str]]:
     """Return (ISO 3166 code, name in the viewer's language) pairs, sorted by name."""
     territories = Locale.parse(str(get_locale())).territories
     return sorted(
-        ((code, name) for code, name in territories.items() if len(code) == 2 and code.isalpha()),
+        ((code, name) for code, name in territories.items() if is_country_code(code)),
         key=lambda pair: pair[1],
     )
 
 
 def is_country_code(code: str) -> bool:
     """Tell whether `code` is a two-letter ISO 3166 country code known to Babel."""
-    return len(code) == 2 and code.isalpha() and code.upper() in Locale("en").territories
+    code = code.upper()
+    return (
+        len(code) == 2
+        and code.isalpha()
+        and code not in NOT_COUNTRIES
+        and code in Locale("en").territories
+    )
 
 
 def country_name(code: str | None) -> str:

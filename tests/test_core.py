@@ -1,0 +1,214 @@
+"""What every response shares: security headers, CSRF, compression, errors, health, languages."""
+
+import json
+
+import pytest
+from sqlalchemy import create_engine
+
+from cop.auth.models import User
+from cop.communities.models import Community, Membership
+from cop.extensions import db
+from tests.conftest import PASSWORD, csrf_token_from
+
+
+def test_security_headers_on_every_response(client):
+    for path in ("/", "/login", "/healthz", "/no-such-page", "/static/css/cop.css"):
+        response = client.get(path)
+        response.close()
+        policy = response.headers["Content-Security-Policy"]
+        for directive in ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+            assert directive in policy
+        assert "unsafe-inline" not in policy
+        assert "script-src 'self'" in policy
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_carry_no_inline_script_or_style(client, auth, make):
+    host = make.user()
+    slug = make.community(host_id=host)
+    auth.login(host)
+    for path in ("/", f"/c/{slug}", f"/c/{slug}/members", f"/c/{slug}/edit", "/account"):
+        page = client.get(path).get_data(as_text=True)
+        assert "<script" not in page and "style=" not in page and " on" + "click=" not in page
+
+
+@pytest.fixture
+def csrf_client(csrf_app):
+    return csrf_app.test_client()
+
+
+def test_forms_without_a_csrf_token_are_refused_and_change_nothing(csrf_client, csrf_app):
+    data = {
+        "email": "a@example.org",
+        "display_name": "A",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+    }
+    response = csrf_client.post("/register", data=data)
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    with csrf_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
+
+    token = csrf_token_from(csrf_client.get("/register").get_data(as_text=True))
+    assert csrf_client.post("/register", data=data | {"csrf_token": token}).status_code == 302
+
+
+def test_a_logged_in_form_needs_its_token_too(csrf_client, csrf_app):
+    token = csrf_token_from(csrf_client.get("/register").get_data(as_text=True))
+    csrf_client.post(
+        "/register",
+        data={
+            "email": "a@example.org",
+            "display_name": "A",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "csrf_token": token,
+        },
+    )
+    community = {"name": "C", "slug": "c", "visibility": "private", "organisation": ""}
+    assert csrf_client.post("/communities/new", data=community).status_code == 400
+    assert csrf_client.post("/logout").status_code == 400
+    with csrf_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Community)) == 0
+    token = csrf_token_from(csrf_client.get("/communities/new").get_data(as_text=True))
+    assert csrf_client.post("/communities/new", data=community | {"csrf_token": token}).status_code == 302
+
+
+def test_responses_are_compressed(client):
+    response = client.get("/login", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    response = client.get("/static/css/cop.css", headers={"Accept-Encoding": "br"})
+    response.close()
+    assert response.headers["Content-Encoding"] == "br"
+
+
+def test_page_weight_stays_within_the_budget(client, auth, make):
+    """DESIGN.md: any page but a live room weighs at most 60 KB compressed on a first visit."""
+    host = make.user()
+    slug = make.community(host_id=host)
+    auth.login(host)
+    css = client.get("/static/css/cop.css", headers={"Accept-Encoding": "br"})
+    css_size = len(css.get_data())
+    for path in ("/", f"/c/{slug}", f"/c/{slug}/members", "/account", f"/c/{slug}/invitations"):
+        page = client.get(path, headers={"Accept-Encoding": "br"})
+        assert page.status_code == 200
+        assert len(page.get_data()) + css_size <= 60_000, path
+
+
+def test_errors_answer_json_to_api_clients_and_pages_to_browsers(client):
+    page = client.get("/c/nowhere")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    api = client.get("/c/nowhere", headers={"Accept": "application/json"})
+    assert api.status_code == 404
+    assert api.get_json() == {
+        "error": "not_found",
+        "message": "This page does not exist, or you cannot see it.",
+    }
+
+
+def test_no_state_changes_on_get(client, auth, make):
+    host = make.user()
+    slug = make.community(host_id=host)
+    auth.login(host)
+    for path in ("/logout", f"/c/{slug}/themes", "/account/tokens", "/language"):
+        assert client.get(path).status_code == 405
+    assert client.get("/account").status_code == 200  # still logged in
+
+
+def test_healthz_reports_the_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_answers_503_when_the_database_is_down(app, client):
+    with app.app_context():
+        healthy_engine = db.engine
+        down = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+        db._app_engines[app][None] = down
+        try:
+            response = client.get("/healthz")
+        finally:
+            db._app_engines[app][None] = healthy_engine
+            down.dispose()
+    assert response.status_code == 503
+    assert response.get_json()["database"] == "unreachable"
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "expected_word"),
+    [("fr-FR,fr;q=0.9,en;q=0.5", "Se connecter"), ("en-GB,en", "Log in"), ("de-DE", "Log in")],
+)
+def test_the_interface_follows_the_browser_language(client, accept_language, expected_word):
+    page = client.get("/login", headers={"Accept-Language": accept_language})
+    assert expected_word in page.get_data(as_text=True)
+
+
+def test_the_language_chosen_is_remembered_without_an_account(client):
+    response = client.post("/language", data={"locale": "fr", "next": "/login"})
+    assert response.headers["Location"] == "/login"
+    assert "Se connecter" in client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    response = client.post("/language", data={"locale": "fr", "next": "https://evil.example/"})
+    assert response.headers["Location"] == "/"
+
+
+def test_the_language_chosen_is_stored_on_the_account(client, auth, make, app):
+    user_id = make.user()
+    auth.login(user_id)
+    client.post("/language", data={"locale": "fr"})
+    with app.app_context():
+        assert db.session.get(User, user_id).locale == "fr"
+    client.post("/logout")
+    auth.login(user_id)
+    assert "Mon compte" in client.get("/account", headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+
+def test_dates_are_shown_in_the_viewers_time_zone_and_language(client, auth, make, app):
+    from datetime import datetime
+
+    host = make.user()
+    slug = make.community(host_id=host)
+    with app.app_context():
+        user = db.session.get(User, host)
+        user.locale, user.time_zone = "fr", "America/Montreal"
+        community = db.session.scalar(db.select(Community).filter_by(slug=slug))
+        from cop.communities.services import create_invitation
+
+        invitation = create_invitation(user, community, Membership.role.type.enum_class("participant"), 1, 1)
+        invitation.expires_at = datetime(2026, 7, 14, 16, 30)
+        db.session.commit()
+    auth.login(host)
+    page = client.get(f"/c/{slug}/invitations").get_data(as_text=True)
+    assert "14/07/2026 12:30" in page  # 16:30 UTC is 12:30 in Montreal in summer
+
+
+def test_the_french_catalogue_is_complete():
+    """Every message of the code and templates has a French translation."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent
+    po_path = root / "cop/translations/fr/LC_MESSAGES/messages.po"
+    with po_path.open("rb") as po_file:
+        catalogue = read_po(po_file)
+    missing = [m.id for m in catalogue if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string)))]
+    fuzzy = [m.id for m in catalogue if m.id and m.fuzzy]
+    assert missing == [] and fuzzy == []
+
+    extracted = subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-q", "-F", str(root / "babel.cfg"),
+         "-k", "_l", "-k", "lazy_gettext", "-o", "-", str(root / "cop"), str(root / "templates")],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout
+    from io import BytesIO
+
+    template = read_po(BytesIO(extracted.encode()))
+    untranslated = sorted(
+        str(message.id) for message in template if message.id and message.id not in catalogue
+    )
+    assert untranslated == [], "run `make messages` and translate the new strings"

@@ -1,0 +1,206 @@
+"""The demo community: `flask demo` loads a public community people can log in to at once."""
+
+import html
+from collections import Counter
+from zoneinfo import available_timezones
+
+import pytest
+from sqlalchemy import func, select
+
+from cop.auth.models import User
+from cop.communities.models import (
+    Community,
+    Membership,
+    Organisation,
+    OrganisationKind,
+    Role,
+    Visibility,
+)
+from cop.extensions import db
+
+SLUG = "reseaux-collectifs-plateformes"
+DOCUMENTED_ACCOUNTS = (
+    "host@demo.example",
+    "facilitator@demo.example",
+    "editor@demo.example",
+    "participant@demo.example",
+    "observer@demo.example",
+)
+THEMES = [
+    "Échanges et diffusion d'informations",
+    "Renforcement de capacités et innovation",
+    "Mobilisation des membres et du grand public",
+    "Représentation et plaidoyer",
+]
+
+
+def load(runner, *options):
+    """Run `flask demo` with options and return the result."""
+    return runner.invoke(args=["demo", *options])
+
+
+def row_counts(app) -> dict[str, int]:
+    """Count the rows the demo creates, table by table."""
+    with app.app_context():
+        return {
+            model.__name__: db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, Organisation, Community, Membership)
+        }
+
+
+def demo_community() -> Community:
+    """Return the demo community (inside an app context)."""
+    return db.session.scalar(select(Community).filter_by(slug=SLUG))
+
+
+def test_demo_creates_the_public_community_with_its_themes(runner, app):
+    result = load(runner)
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        community = demo_community()
+        assert community.name == "Réseaux, collectifs et plateformes"
+        assert community.visibility is Visibility.PUBLIC
+        assert "repères" in community.description
+        assert [theme.name for theme in community.themes] == THEMES
+
+
+def test_demo_members_have_the_expected_roles_and_organisations(runner, app):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        memberships = demo_community().memberships
+        assert len(memberships) == 20
+        roles = Counter(membership.role for membership in memberships)
+        assert roles == {
+            Role.HOST: 1,
+            Role.FACILITATOR: 2,
+            Role.EDITOR: 2,
+            Role.PARTICIPANT: 14,
+            Role.OBSERVER: 1,
+        }
+        assert all(membership.organisation is not None for membership in memberships)
+        organisations = {membership.organisation for membership in memberships}
+        assert len(organisations) == 18
+        assert db.session.scalar(select(func.count()).select_from(Organisation)) == 18
+        kinds = Counter(organisation.kind for organisation in organisations)
+        assert kinds[OrganisationKind.LOCAL_AUTHORITY] == 2
+        assert kinds[OrganisationKind.FOUNDATION] >= 1
+        assert kinds[OrganisationKind.NETWORK] >= 1 and kinds[OrganisationKind.NGO] >= 1
+        assert set(kinds) <= {
+            OrganisationKind.NETWORK,
+            OrganisationKind.NGO,
+            OrganisationKind.LOCAL_AUTHORITY,
+            OrganisationKind.FOUNDATION,
+        }
+        countries = Counter(organisation.country for organisation in organisations)
+        assert countries.most_common(1)[0][0] == "FR" and len(countries) > 1
+        users = [membership.user for membership in memberships]
+        assert {user.email for user in users} >= set(DOCUMENTED_ACCOUNTS)
+        assert "facilitator2@demo.example" in {user.email for user in users}
+        assert all(user.locale == "fr" for user in users)
+        assert all(user.time_zone in available_timezones() for user in users)
+        assert Counter(user.time_zone for user in users).most_common(1)[0][0] == "Europe/Paris"
+
+
+def test_demo_prints_the_accounts_the_password_and_the_address(runner):
+    result = load(runner)
+    assert result.exit_code == 0, result.output
+    for email in DOCUMENTED_ACCOUNTS:
+        assert email in result.output
+    assert "cop-demo-2026" in result.output
+    assert f"/c/{SLUG}" in result.output
+    assert "demonstration only" in result.output
+
+
+@pytest.mark.parametrize("email", DOCUMENTED_ACCOUNTS)
+def test_each_documented_account_logs_in_with_the_demo_password(runner, client, email):
+    assert load(runner).exit_code == 0
+    response = client.post("/login", data={"email": email, "password": "cop-demo-2026"})
+    assert response.status_code == 302
+    assert client.get("/account").status_code == 200
+
+
+def test_password_option_sets_another_password(runner, client):
+    assert load(runner, "--password", "other-password-123").exit_code == 0
+    refused = client.post(
+        "/login", data={"email": "host@demo.example", "password": "cop-demo-2026"}
+    )
+    assert refused.status_code != 302
+    response = client.post(
+        "/login", data={"email": "host@demo.example", "password": "other-password-123"}
+    )
+    assert response.status_code == 302
+    assert client.get("/account").status_code == 200
+
+
+def test_too_short_a_password_is_refused_before_anything_is_written(runner, app):
+    result = load(runner, "--password", "short")
+    assert result.exit_code == 2
+    assert "--password" in result.output
+    assert row_counts(app) == {"User": 0, "Organisation": 0, "Community": 0, "Membership": 0}
+
+
+def test_a_second_run_fails_cleanly_without_duplicating_anything(runner, app):
+    assert load(runner).exit_code == 0
+    before = row_counts(app)
+    result = load(runner)
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+    assert row_counts(app) == before
+
+
+def test_a_taken_demo_email_stops_the_demo_and_writes_nothing(runner, app, make):
+    make.user("Someone real", email="Editor@demo.example")
+    result = load(runner)
+    assert result.exit_code == 1
+    assert "editor@demo.example" in result.output
+    assert row_counts(app) == {"User": 1, "Organisation": 0, "Community": 0, "Membership": 0}
+
+
+def test_a_failure_halfway_writes_nothing(runner, app, monkeypatch):
+    from cop.core.errors import ServiceError
+    from cop.demo import community_services
+
+    def refuse(*args, **kwargs):
+        raise ServiceError("refused for the test")
+
+    # Accounts and organisations are flushed by then; the rollback must take them back.
+    monkeypatch.setattr(community_services, "create_community", refuse)
+    result = load(runner)
+    assert result.exit_code == 1
+    assert "refused for the test" in result.output
+    assert row_counts(app) == {"User": 0, "Organisation": 0, "Community": 0, "Membership": 0}
+
+
+def test_if_empty_does_nothing_when_the_database_has_users(runner, app, make):
+    make.user()
+    result = load(runner, "--if-empty")
+    assert result.exit_code == 0
+    assert "not loaded" in result.output
+    assert row_counts(app) == {"User": 1, "Organisation": 0, "Community": 0, "Membership": 0}
+
+
+def test_if_empty_after_the_demo_changes_nothing(runner, app):
+    assert load(runner).exit_code == 0
+    before = row_counts(app)
+    result = load(runner, "--if-empty")
+    assert result.exit_code == 0
+    assert row_counts(app) == before
+
+
+def test_if_empty_loads_the_demo_into_an_empty_database(runner, app):
+    assert load(runner, "--if-empty").exit_code == 0
+    with app.app_context():
+        assert demo_community() is not None
+
+
+def test_anonymous_visitors_see_the_home_but_not_the_members(runner, client):
+    assert load(runner).exit_code == 0
+    home = client.get(f"/c/{SLUG}")
+    assert home.status_code == 200
+    page = html.unescape(home.get_data(as_text=True))
+    assert "Réseaux, collectifs et plateformes" in page
+    for theme in THEMES:
+        assert theme in page
+    members = client.get(f"/c/{SLUG}/members")
+    assert members.status_code == 302
+    assert "/login" in members.headers["Location"]

@@ -1,0 +1,222 @@
+"""Every URL rule, walked by every kind of person, answers as DESIGN.md's table says.
+
+The expected answers are written here from the table, independently of
+cop/core/permissions.py, so a wrong rule there (or a route nobody listed here) fails.
+"""
+
+import pytest
+
+from cop.auth import services as auth_services
+from cop.auth.models import User
+from cop.communities.models import Community, Invitation, Membership, Role, Theme, Visibility
+from cop.core.time import utcnow
+from cop.extensions import db
+from tests.conftest import PASSWORD
+
+PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
+ALL_ROLES = {"host", "facilitator", "editor", "participant", "observer"}
+
+# DESIGN.md, "Who may do what": the roles allowed for each row used by these pages.
+TABLE = {
+    "see_home": ALL_ROLES,  # community home, themes, published guides (+ anyone if public)
+    "see_members_area": ALL_ROLES,  # members, programme, notes, session records
+    "manage": {"host"},  # edit community, themes, roles; remove members
+    "invite": {"host", "facilitator"},  # invite participants and observers
+}
+
+# endpoint -> (method, path template, form data, who may: "everyone" | "logged_in" | a TABLE row)
+ROUTES = {
+    "static": ("GET", "/static/css/cop.css", None, "everyone"),
+    "core.index": ("GET", "/", None, "everyone"),
+    "core.healthz": ("GET", "/healthz", None, "everyone"),
+    "core.set_language": ("POST", "/language", {"locale": "fr"}, "everyone"),
+    "auth.register": ("GET", "/register", None, "everyone"),
+    "auth.login": ("GET", "/login", None, "everyone"),
+    "auth.logout": ("POST", "/logout", None, "everyone"),
+    "auth.request_password_reset": ("GET", "/reset", None, "everyone"),
+    "auth.reset_password": ("GET", "/reset/{reset_token}", None, "everyone"),
+    "auth.account": ("GET", "/account", None, "logged_in"),
+    "auth.update_preferences": (
+        "POST",
+        "/account/preferences",
+        {"display_name": "Me", "locale": "en", "time_zone": "Europe/Paris"},
+        "logged_in",
+    ),
+    "auth.change_password": (
+        "POST",
+        "/account/password",
+        {"current_password": PASSWORD, "password": "new password 1", "confirm": "new password 1"},
+        "logged_in",
+    ),
+    "auth.create_token": ("POST", "/account/tokens", {"name": "script"}, "logged_in"),
+    "auth.delete_token": ("POST", "/account/tokens/{own_token_id}/delete", None, "logged_in"),
+    "auth.export_data": ("GET", "/account/export.json", None, "logged_in"),
+    "auth.delete_account": ("GET", "/account/delete", None, "logged_in"),
+    "communities.create": ("GET", "/communities/new", None, "logged_in"),
+    "communities.join": ("GET", "/join/{invitation_token}", None, "everyone"),
+    "communities.home": ("GET", "/c/{slug}", None, "see_home"),
+    "communities.members": ("GET", "/c/{slug}/members", None, "see_members_area"),
+    "communities.edit": ("GET", "/c/{slug}/edit", None, "manage"),
+    "communities.add_theme": ("POST", "/c/{slug}/themes", {"name": "Fresh theme"}, "manage"),
+    "communities.rename_theme": (
+        "POST",
+        "/c/{slug}/themes/{theme_id}/rename",
+        {"name": "Renamed"},
+        "manage",
+    ),
+    "communities.move_theme": (
+        "POST",
+        "/c/{slug}/themes/{theme_id}/move",
+        {"position": "1"},
+        "manage",
+    ),
+    "communities.archive_theme": ("POST", "/c/{slug}/themes/{theme_id}/archive", None, "manage"),
+    "communities.change_role": (
+        "POST",
+        "/c/{slug}/members/{target_membership_id}/role",
+        {"role": "editor"},
+        "manage",
+    ),
+    "communities.remove_member": (
+        "POST",
+        "/c/{slug}/members/{target_membership_id}/remove",
+        None,
+        "manage",
+    ),
+    "communities.invitations": ("GET", "/c/{slug}/invitations", None, "invite"),
+    "communities.revoke_invitation": (
+        "POST",
+        "/c/{slug}/invitations/{invitation_id}/revoke",
+        None,
+        "invite",
+    ),
+}
+
+
+def expected(principal: str, rule: str, visibility: str) -> str:
+    """Return "allowed", "login", "forbidden" or "not_found" for this person and rule."""
+    if rule == "everyone":
+        return "allowed"
+    if rule == "logged_in":
+        return "login" if principal == "anonymous" else "allowed"
+    if principal in ALL_ROLES:
+        return "allowed" if principal in TABLE[rule] else "forbidden"
+    if visibility == "private":
+        return "not_found"
+    if rule == "see_home":
+        return "allowed"
+    return "login" if principal == "anonymous" else "forbidden"
+
+
+@pytest.fixture(scope="module")
+def walk_app(tmp_path_factory):
+    """Return one app for the whole walk (building an app per case is slow)."""
+    from cop import create_app
+    from tests.conftest import test_config
+
+    app = create_app(
+        test_config(tmp_path_factory.mktemp("walk")) | {"LOGIN_RATE_LIMIT": "100000 per minute"}
+    )
+    yield app
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(walk_app):
+    """Give each case an empty schema on the shared app."""
+    with walk_app.app_context():
+        db.drop_all()
+        db.create_all()
+    return walk_app
+
+
+def test_every_url_rule_is_in_the_walk(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - ROUTES.keys() == set(), "a new route needs a line in ROUTES"
+    assert ROUTES.keys() - endpoints == set()
+
+
+def build_world(app, visibility: str, principal: str) -> dict:
+    """Create a community with one member per role, and the objects the routes act on."""
+    with app.app_context():
+        users = {
+            name: auth_services.register_user(f"{name}@example.org", name.title(), PASSWORD)
+            for name in PRINCIPALS[1:] + ["target"]
+        }
+        community = Community(slug="walk", name="Walk", visibility=Visibility(visibility))
+        community.themes = [Theme(name="First", position=0), Theme(name="Second", position=1)]
+        db.session.add(community)
+        for name in ALL_ROLES:
+            db.session.add(Membership(user=users[name], community=community, role=Role(name)))
+        target = Membership(user=users["target"], community=community, role=Role.PARTICIPANT)
+        invitation = Invitation(
+            community=community,
+            role=Role.PARTICIPANT,
+            token="walk-token",
+            expires_at=utcnow().replace(year=utcnow().year + 1),
+            max_uses=5,
+        )
+        db.session.add_all([target, invitation])
+        db.session.flush()
+        owner = users["target"] if principal == "anonymous" else users[principal]
+        own_token_id = auth_services.create_api_token(owner, "mine")[0].id
+        values = {
+            "slug": community.slug,
+            "theme_id": community.themes[0].id,
+            "target_membership_id": target.id,
+            "invitation_id": invitation.id,
+            "invitation_token": invitation.token,
+            "own_token_id": own_token_id,
+            "reset_token": auth_services.make_password_reset_token(users["target"]),
+        }
+        db.session.commit()
+        return values
+
+
+# Routes outside communities do not depend on visibility: they are walked once.
+CASES = [
+    (endpoint, principal, visibility)
+    for endpoint, (_method, _path, _data, rule) in sorted(ROUTES.items())
+    for principal in PRINCIPALS
+    for visibility in (["private"] if rule in ("everyone", "logged_in") else ["private", "public"])
+]
+
+
+@pytest.mark.parametrize(("endpoint", "principal", "visibility"), CASES)
+def test_each_person_gets_the_answer_the_table_gives(app, endpoint, principal, visibility):
+    method, template, data, rule = ROUTES[endpoint]
+    values = build_world(app, visibility, principal)
+    client = app.test_client()
+    if principal != "anonymous":
+        response = client.post(
+            "/login", data={"email": f"{principal}@example.org", "password": PASSWORD}
+        )
+        assert response.status_code == 302
+    response = client.open(template.format(**values), method=method, data=data)
+    response.close()
+    location = response.headers.get("Location", "")
+    outcome = {
+        "allowed": response.status_code < 400 and not location.startswith("/login"),
+        "login": response.status_code == 302 and location.startswith("/login"),
+        "forbidden": response.status_code == 403,
+        "not_found": response.status_code == 404,
+    }
+    want = expected(principal, rule, visibility)
+    assert outcome[want], f"{principal} on {method} {template}: {response.status_code} {location}"
+    if want != "allowed":
+        assert_nothing_changed(app)
+
+
+def assert_nothing_changed(app):
+    """A refused request leaves the community as build_world made it."""
+    with app.app_context():
+        community = db.session.scalar(db.select(Community).filter_by(slug="walk"))
+        assert [theme.name for theme in community.themes] == ["First", "Second"]
+        assert all(theme.archived_at is None for theme in community.themes)
+        target = db.session.scalar(
+            db.select(Membership).join(User).filter(User.email == "target@example.org")
+        )
+        assert target is not None and target.role is Role.PARTICIPANT
+        assert db.session.scalar(db.select(Invitation.revoked_at)) is None
