@@ -45,6 +45,9 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL") or None
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
     SERVER_NAME = os.environ.get("SERVER_NAME") or None
+    # Behind N reverse proxies, trust the last N X-Forwarded-* headers (client address for
+    # the login throttle, https for secure cookies). 0 when cop faces the clients itself.
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))
 
     # eventlet by default (DESIGN.md); gevent or threading by configuration.
     ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")

@@ -83,7 +83,9 @@ def test_a_taken_slug_is_refused_with_a_free_suggestion(client, auth, make, app)
         ),
     ],
 )
-def test_bad_community_input_is_refused_and_nothing_written(client, auth, make, app, overrides, message):
+def test_bad_community_input_is_refused_and_nothing_written(
+    client, auth, make, app, overrides, message
+):
     auth.login(make.user())
     response = client.post("/communities/new", data=community_data(**overrides))
     assert response.status_code == 400
@@ -144,16 +146,28 @@ def test_themes_are_added_renamed_reordered_archived_and_restored(client, auth, 
     duplicate = client.post(f"/c/{slug}/themes", data={"name": "d"})
     assert duplicate.status_code == 400
     assert "already has a theme called" in duplicate.get_data(as_text=True)
-    assert client.post(f"/c/{slug}/themes/{theme_id('A')}/rename", data={"name": "Alpha"}).status_code == 302
-    assert client.post(f"/c/{slug}/themes/{theme_id('D')}/move", data={"position": "0"}).status_code == 302
+    assert (
+        client.post(f"/c/{slug}/themes/{theme_id('A')}/rename", data={"name": "Alpha"}).status_code
+        == 302
+    )
+    assert (
+        client.post(f"/c/{slug}/themes/{theme_id('D')}/move", data={"position": "0"}).status_code
+        == 302
+    )
     assert client.post(f"/c/{slug}/themes/{theme_id('B')}/archive").status_code == 302
     assert names() == [("D", False), ("Alpha", False), ("B", True), ("C", False)]
     home = client.get(f"/c/{slug}").get_data(as_text=True)
     assert "<li>B</li>" not in home and "<li>Alpha</li>" in home
     client.post(f"/c/{slug}/themes/{theme_id('B')}/archive", data={"restore": "1"})
     assert names()[2] == ("B", False)
-    assert client.post(f"/c/{slug}/themes/{theme_id('C')}/move", data={"position": "-1"}).status_code == 400
-    assert client.post(f"/c/{slug}/themes/{theme_id('C')}/rename", data={"name": ""}).status_code == 400
+    assert (
+        client.post(f"/c/{slug}/themes/{theme_id('C')}/move", data={"position": "-1"}).status_code
+        == 400
+    )
+    assert (
+        client.post(f"/c/{slug}/themes/{theme_id('C')}/rename", data={"name": ""}).status_code
+        == 400
+    )
     assert names()[3] == ("C", False)
 
 
@@ -211,13 +225,17 @@ def test_joining_through_an_invitation_uses_it_up(app, make):
     host = make.user()
     slug = make.community(host_id=host)
     host_client = app.test_client()
-    host_client.post("/login", data={"email": make.email_of(host), "password": "correct horse battery"})
+    host_client.post(
+        "/login", data={"email": make.email_of(host), "password": "correct horse battery"}
+    )
     invite(host_client, slug, "editor", uses="1")
     token = latest_token(app)
 
     first, second = app.test_client(), app.test_client()
     for person, device in ((make.user(), first), (make.user(), second)):
-        device.post("/login", data={"email": make.email_of(person), "password": "correct horse battery"})
+        device.post(
+            "/login", data={"email": make.email_of(person), "password": "correct horse battery"}
+        )
     assert join(first, token).status_code == 302
     refused = join(second, token, organisation_name="Org Y")
     assert refused.status_code == 404
@@ -238,7 +256,10 @@ def test_joining_with_an_existing_organisation(client, auth, make, app):
     auth.logout()
     joiner = make.user()
     auth.login(joiner)
-    assert client.post(f"/join/{token}", data={"organisation": str(organisation_id)}).status_code == 302
+    assert (
+        client.post(f"/join/{token}", data={"organisation": str(organisation_id)}).status_code
+        == 302
+    )
     with app.app_context():
         membership = db.session.scalar(db.select(Membership).filter_by(user_id=joiner))
         assert membership.organisation.name == "Existing Org"
@@ -335,7 +356,9 @@ def test_the_host_changes_roles_and_removes_members(client, auth, make, app):
     participant = make.member(slug, Role.PARTICIPANT)
     auth.login(host)
     target = membership_id(app, participant)
-    assert client.post(f"/c/{slug}/members/{target}/role", data={"role": "editor"}).status_code == 302
+    assert (
+        client.post(f"/c/{slug}/members/{target}/role", data={"role": "editor"}).status_code == 302
+    )
     with app.app_context():
         assert db.session.get(Membership, target).role is Role.EDITOR
     assert client.post(f"/c/{slug}/members/{target}/role", data={"role": "king"}).status_code == 303
@@ -351,7 +374,9 @@ def test_the_last_host_can_be_neither_demoted_nor_removed(client, auth, make, ap
     slug = make.community(host_id=host)
     auth.login(host)
     own = membership_id(app, host)
-    response = client.post(f"/c/{slug}/members/{own}/role", data={"role": "participant"}, follow_redirects=True)
+    response = client.post(
+        f"/c/{slug}/members/{own}/role", data={"role": "participant"}, follow_redirects=True
+    )
     assert "at least one host" in response.get_data(as_text=True)
     response = client.post(f"/c/{slug}/members/{own}/remove", follow_redirects=True)
     assert "at least one host" in response.get_data(as_text=True)
@@ -359,7 +384,10 @@ def test_the_last_host_can_be_neither_demoted_nor_removed(client, auth, make, ap
         assert db.session.get(Membership, own).role is Role.HOST
 
     second = make.member(slug, Role.HOST)
-    assert client.post(f"/c/{slug}/members/{own}/role", data={"role": "participant"}).status_code == 302
+    assert (
+        client.post(f"/c/{slug}/members/{own}/role", data={"role": "participant"}).status_code
+        == 302
+    )
     with app.app_context():
         assert db.session.get(Membership, membership_id(app, second)).role is Role.HOST
 
@@ -390,6 +418,6 @@ def test_the_directory_lists_organisations_and_counts_by_kind(client, auth, make
     auth.login(host)
     page = client.get(f"/c/{slug}/members").get_data(as_text=True)
     assert "Big Network" in page and "City of Testville" in page
-    assert "Network or platform of NGOs: <strong>2</strong>" in page
-    assert "Local authority: <strong>1</strong>" in page
-    assert "No organisation given: <strong>1</strong>" in page
+    assert "Network or platform of NGOs: 2" in page
+    assert "Local authority: 1" in page
+    assert "No organisation given: 1" in page

@@ -1,6 +1,6 @@
 """What every response shares: security headers, CSRF, compression, errors, health, languages."""
 
-import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -9,6 +9,8 @@ from cop.auth.models import User
 from cop.communities.models import Community, Membership
 from cop.extensions import db
 from tests.conftest import PASSWORD, csrf_token_from
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_security_headers_on_every_response(client):
@@ -73,7 +75,10 @@ def test_a_logged_in_form_needs_its_token_too(csrf_client, csrf_app):
     with csrf_app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Community)) == 0
     token = csrf_token_from(csrf_client.get("/communities/new").get_data(as_text=True))
-    assert csrf_client.post("/communities/new", data=community | {"csrf_token": token}).status_code == 302
+    assert (
+        csrf_client.post("/communities/new", data=community | {"csrf_token": token}).status_code
+        == 302
+    )
 
 
 def test_responses_are_compressed(client):
@@ -126,7 +131,9 @@ def test_healthz_reports_the_database(client):
 def test_healthz_answers_503_when_the_database_is_down(app, client):
     with app.app_context():
         healthy_engine = db.engine
-        down = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+        down = create_engine(
+            "postgresql+psycopg2://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+        )
         db._app_engines[app][None] = down
         try:
             response = client.get("/healthz")
@@ -149,7 +156,9 @@ def test_the_interface_follows_the_browser_language(client, accept_language, exp
 def test_the_language_chosen_is_remembered_without_an_account(client):
     response = client.post("/language", data={"locale": "fr", "next": "/login"})
     assert response.headers["Location"] == "/login"
-    assert "Se connecter" in client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Se connecter" in client.get("/login", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
     response = client.post("/language", data={"locale": "fr", "next": "https://evil.example/"})
     assert response.headers["Location"] == "/"
 
@@ -162,7 +171,9 @@ def test_the_language_chosen_is_stored_on_the_account(client, auth, make, app):
         assert db.session.get(User, user_id).locale == "fr"
     client.post("/logout")
     auth.login(user_id)
-    assert "Mon compte" in client.get("/account", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Mon compte" in client.get("/account", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
 
 
 def test_dates_are_shown_in_the_viewers_time_zone_and_language(client, auth, make, app):
@@ -176,7 +187,9 @@ def test_dates_are_shown_in_the_viewers_time_zone_and_language(client, auth, mak
         community = db.session.scalar(db.select(Community).filter_by(slug=slug))
         from cop.communities.services import create_invitation
 
-        invitation = create_invitation(user, community, Membership.role.type.enum_class("participant"), 1, 1)
+        invitation = create_invitation(
+            user, community, Membership.role.type.enum_class("participant"), 1, 1
+        )
         invitation.expires_at = datetime(2026, 7, 14, 16, 30)
         db.session.commit()
     auth.login(host)
@@ -185,30 +198,66 @@ def test_dates_are_shown_in_the_viewers_time_zone_and_language(client, auth, mak
 
 
 def test_the_french_catalogue_is_complete():
-    """Every message of the code and templates has a French translation."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    """Every message of the code and templates has a French translation, none fuzzy."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
     from babel.messages.pofile import read_po
 
-    root = Path(__file__).resolve().parent.parent
-    po_path = root / "cop/translations/fr/LC_MESSAGES/messages.po"
-    with po_path.open("rb") as po_file:
+    with (ROOT / "cop/translations/fr/LC_MESSAGES/messages.po").open("rb") as po_file:
         catalogue = read_po(po_file)
-    missing = [m.id for m in catalogue if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string)))]
-    fuzzy = [m.id for m in catalogue if m.id and m.fuzzy]
-    assert missing == [] and fuzzy == []
+    untranslated = [
+        message.id
+        for message in catalogue
+        if message.id
+        and (message.fuzzy or not all(message.string if message.pluralizable else [message.string]))
+    ]
+    assert untranslated == []
 
-    extracted = subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-q", "-F", str(root / "babel.cfg"),
-         "-k", "_l", "-k", "lazy_gettext", "-o", "-", str(root / "cop"), str(root / "templates")],
-        capture_output=True, text=True, check=True, cwd=root,
-    ).stdout
-    from io import BytesIO
+    with (ROOT / "babel.cfg").open() as mapping_file:
+        method_map, options_map = parse_mapping_cfg(mapping_file)
+    keywords = DEFAULT_KEYWORDS | {"_l": None, "lazy_gettext": None}
+    in_code = {
+        message[2] if isinstance(message[2], str) else message[2][0]
+        for folder in ("cop", "templates")
+        for message in extract_from_dir(
+            ROOT, method_map, options_map, keywords=keywords, directory_filter=_only(folder)
+        )
+    }
+    missing = sorted(message_id for message_id in in_code if message_id not in catalogue)
+    assert missing == [], "run `make messages` and translate the new strings"
 
-    template = read_po(BytesIO(extracted.encode()))
-    untranslated = sorted(
-        str(message.id) for message in template if message.id and message.id not in catalogue
-    )
-    assert untranslated == [], "run `make messages` and translate the new strings"
+
+def _only(folder: str):
+    """Extract from `folder` only (not .venv or tests)."""
+
+    def accept(dirpath: str) -> bool:
+        relative = Path(dirpath).resolve().relative_to(ROOT)
+        return relative == Path(".") or relative.parts[0] == folder
+
+    return accept
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
+    from cop import create_app
+    from tests.conftest import test_config
+
+    app = create_app(test_config(tmp_path) | {"PROXY_COUNT": 1, "LOGIN_RATE_LIMIT": "1 per minute"})
+    with app.app_context():
+        db.create_all()
+    try:
+        client = app.test_client()
+
+        def attempt(client_address: str, email: str) -> int:
+            return client.post(
+                "/login",
+                data={"email": email, "password": "wrong"},
+                headers={"X-Forwarded-For": client_address},
+            ).status_code
+
+        assert attempt("203.0.113.1", "a@example.org") == 400
+        assert attempt("203.0.113.2", "b@example.org") == 400  # another client: not throttled
+        assert attempt("203.0.113.1", "c@example.org") == 429  # the same client again
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()

@@ -210,7 +210,7 @@ def test_each_person_gets_the_answer_the_table_gives(app, endpoint, principal, v
 
 
 def assert_nothing_changed(app):
-    """A refused request leaves the community as build_world made it."""
+    """Check that a refused request left the community as build_world made it."""
     with app.app_context():
         community = db.session.scalar(db.select(Community).filter_by(slug="walk"))
         assert [theme.name for theme in community.themes] == ["First", "Second"]

@@ -15,6 +15,7 @@ TIME_ZONES = sorted(available_timezones() - {"localtime", "Factory"})
 def _password_field(label):
     return PasswordField(
         label,
+        description=_l("At least %(min)d characters.", min=PASSWORD_MIN),
         validators=[
             InputRequired(),
             Length(
@@ -75,7 +76,10 @@ class PreferencesForm(FlaskForm):
     """Change display name, interface language and time zone."""
 
     display_name = _name_field()
-    locale = SelectField(_l("Interface language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français")])
+    locale = SelectField(
+        _l("Interface language"),
+        choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français")],
+    )
     time_zone = SelectField(_l("Time zone"), choices=[SelectChoice(zone) for zone in TIME_ZONES])
 
 

@@ -38,9 +38,7 @@ def normalise_email(email: str) -> str:
 
 def find_user_by_email(email: str) -> User | None:
     """Return the live account with this email (case-insensitive), or None."""
-    return db.session.scalar(
-        select(User).where(func.lower(User.email) == normalise_email(email))
-    )
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
 def register_user(email: str, display_name: str, password: str, locale: str | None = None) -> User:

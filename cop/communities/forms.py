@@ -41,7 +41,9 @@ class OrganisationFieldsMixin:
     """Choose one's organisation: an existing one, or a new one described here."""
 
     organisation = SelectField(_l("Your organisation"), validators=[Optional()], coerce=str)
-    organisation_name = StringField(_l("Name of the new organisation"), validators=[Length(max=NAME_MAX)])
+    organisation_name = StringField(
+        _l("Name of the new organisation"), validators=[Length(max=NAME_MAX)]
+    )
     organisation_kind = SelectField(
         _l("Kind"),
         choices=[
@@ -56,8 +58,15 @@ class OrganisationFieldsMixin:
         none = [] if required else [SelectChoice("", _l("None for now"))]
         self.organisation.choices = (
             none
-            + [SelectChoice(str(organisation.id), organisation.name) for organisation in organisations]
-            + [SelectChoice(NEW_ORGANISATION, _l("Another organisation, not listed: describe it below"))]
+            + [
+                SelectChoice(str(organisation.id), organisation.name)
+                for organisation in organisations
+            ]
+            + [
+                SelectChoice(
+                    NEW_ORGANISATION, _l("Another organisation, not listed: describe it below")
+                )
+            ]
         )
         self.organisation_country.choices = [SelectChoice("", "—")] + [
             SelectChoice(code, name) for code, name in country_choices()
@@ -84,9 +93,7 @@ class CreateCommunityForm(OrganisationFieldsMixin, FlaskForm):
     """Create a community."""
 
     name = _name()
-    slug = StringField(
-        _l("Address"), validators=[Optional(), Length(max=SLUG_MAX)]
-    )
+    slug = StringField(_l("Address"), validators=[Optional(), Length(max=SLUG_MAX)])
     description = _description()
     visibility = _visibility()
     themes = TextAreaField(_l("Themes, one per line, in order"))
@@ -123,7 +130,9 @@ class ThemeForm(FlaskForm):
 class MoveThemeForm(FlaskForm):
     """Move a theme to a position."""
 
-    position = IntegerField(_l("Position"), validators=[InputRequired(), NumberRange(min=0, max=THEMES_MAX)])
+    position = IntegerField(
+        _l("Position"), validators=[InputRequired(), NumberRange(min=0, max=THEMES_MAX)]
+    )
 
 
 class InvitationForm(FlaskForm):
@@ -131,10 +140,14 @@ class InvitationForm(FlaskForm):
 
     role = SelectField(_l("Role"))
     expires_in_days = IntegerField(
-        _l("Valid for (days)"), default=14, validators=[InputRequired(), NumberRange(min=1, max=365)]
+        _l("Valid for (days)"),
+        default=14,
+        validators=[InputRequired(), NumberRange(min=1, max=365)],
     )
     max_uses = IntegerField(
-        _l("Maximum number of uses"), default=25, validators=[InputRequired(), NumberRange(min=1, max=1000)]
+        _l("Maximum number of uses"),
+        default=25,
+        validators=[InputRequired(), NumberRange(min=1, max=1000)],
     )
 
     def fill_role_choices(self, roles) -> None:

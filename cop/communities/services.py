@@ -126,9 +126,10 @@ def slug_problem(slug: str) -> str | None:
 
 def slug_is_taken(slug: str) -> bool:
     """Tell whether a community already uses this slug."""
-    return slug in RESERVED_SLUGS or db.session.scalar(
-        select(Community.id).filter_by(slug=slug)
-    ) is not None
+    return (
+        slug in RESERVED_SLUGS
+        or db.session.scalar(select(Community.id).filter_by(slug=slug)) is not None
+    )
 
 
 def suggest_slug(slug: str) -> str:
@@ -352,9 +353,7 @@ def invitation_problem_message(reason: str) -> str:
         "unknown": _("This invitation link is not valid. Check that you copied it whole."),
         "expired": _("This invitation has expired. Ask the person who sent it for a new one."),
         "revoked": _("This invitation was withdrawn. Ask the person who sent it for a new one."),
-        "used_up": _(
-            "This invitation has been used as many times as allowed. Ask for a new one."
-        ),
+        "used_up": _("This invitation has been used as many times as allowed. Ask for a new one."),
     }[reason]
 
 

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from cop.auth.models import NAME_MAX
 from cop.communities import services
 from cop.communities.forms import (
     NEW_ORGANISATION,
@@ -13,9 +14,11 @@ from cop.communities.forms import (
     JoinForm,
     MoveThemeForm,
     RoleForm,
+    ThemeForm,
 )
-from cop.communities.models import OrganisationKind, Role, Visibility
+from cop.communities.models import Organisation, OrganisationKind, Role, Visibility
 from cop.core.errors import ServiceError
+from cop.core.labels import role_label
 from cop.core.permissions import (
     Action,
     can,
@@ -24,6 +27,7 @@ from cop.core.permissions import (
     membership_of,
     roles_invitable_by,
 )
+from cop.core.time import utcnow
 from cop.extensions import db
 
 bp = Blueprint("communities", __name__)
@@ -45,7 +49,7 @@ def _chosen_organisation(form):
             name, OrganisationKind(form.organisation_kind.data), form.organisation_country.data
         )
     if choice:
-        organisation = db.session.get(services.Organisation, int(choice))
+        organisation = db.session.get(Organisation, int(choice))
         if organisation is None:
             raise ServiceError(_("Choose your organisation."))
         return organisation
@@ -59,7 +63,9 @@ def create():
     form = CreateCommunityForm()
     form.fill_organisation_choices(services.all_organisations(), required=False)
     if form.validate_on_submit() and form.validate_organisation_fields():
-        slug = form.slug.data.strip().lower() if form.slug.data else services.slugify(form.name.data)
+        slug = (
+            form.slug.data.strip().lower() if form.slug.data else services.slugify(form.name.data)
+        )
         try:
             community = services.create_community(
                 current_user,
@@ -121,8 +127,6 @@ def edit(slug: str):
 
 
 def _edit_page(community, form=None, theme_form=None, status=None):
-    from cop.communities.forms import ThemeForm
-
     form = form or EditCommunityForm(formdata=None, obj=community)
     if form.visibility.data is None or not request.form:
         form.visibility.data = community.visibility.value
@@ -139,8 +143,6 @@ def _edit_page(community, form=None, theme_form=None, status=None):
 @bp.post("/c/<slug>/themes")
 def add_theme(slug: str):
     """Add a theme (hosts)."""
-    from cop.communities.forms import ThemeForm
-
     community, _membership = community_or_abort(slug, Action.MANAGE_COMMUNITY)
     form = ThemeForm()
     if form.validate_on_submit():
@@ -166,8 +168,6 @@ def _theme_or_404(community, theme_id):
 @bp.post("/c/<slug>/themes/<int:theme_id>/rename")
 def rename_theme(slug: str, theme_id: int):
     """Rename a theme (hosts)."""
-    from cop.communities.forms import ThemeForm
-
     community, _membership = community_or_abort(slug, Action.MANAGE_COMMUNITY)
     theme = _theme_or_404(community, theme_id)
     form = ThemeForm()
@@ -181,7 +181,7 @@ def rename_theme(slug: str, theme_id: int):
         db.session.commit()
         flash(_("The theme is renamed."), "success")
         return redirect(url_for("communities.edit", slug=slug) + "#themes")
-    flash(_("A theme needs a name of at most 200 characters."), "error")
+    flash(_("A theme needs a name of at most %(max)d characters.", max=NAME_MAX), "error")
     return _edit_page(community, status=400)
 
 
@@ -244,16 +244,15 @@ def change_role(slug: str, membership_id: int):
         return redirect(url_for("communities.members", slug=slug)), 303
     db.session.commit()
     flash(
-        _("%(name)s is now %(role)s.", name=target.user.display_name, role=_role(target.role)),
+        _(
+            "%(name)s now has the role %(role)s.",
+            name=target.user.display_name,
+            role=role_label(target.role),
+        ),
         "success",
     )
     return redirect(url_for("communities.members", slug=slug))
 
-
-def _role(role) -> str:
-    from cop.core.labels import role_label
-
-    return role_label(role).lower()
 
 
 @bp.post("/c/<slug>/members/<int:membership_id>/remove")
@@ -289,13 +288,15 @@ def invitations(slug: str):
         )
         db.session.commit()
         flash(_("The invitation link is ready: share it with the people you invite."), "success")
-        return redirect(url_for("communities.invitations", slug=slug) + f"#invitation-{invitation.id}")
+        return redirect(
+            url_for("communities.invitations", slug=slug) + f"#invitation-{invitation.id}"
+        )
     return render_template(
         "communities/invitations.html",
         community=community,
         form=form,
         invitations=services.invitations_of(community),
-        now=services.utcnow(),
+        now=utcnow(),
         can_revoke=lambda invitation: can_invite_role(membership, invitation.role),
     ), _form_status(form)
 
@@ -341,6 +342,6 @@ def join(token: str):
             db.session.commit()
             flash(_("Welcome to %(name)s.", name=community.name), "success")
             return redirect(url_for("communities.home", slug=community.slug))
-    return render_template(
-        "communities/join.html", invitation=invitation, form=form
-    ), _form_status(form)
+    return render_template("communities/join.html", invitation=invitation, form=form), _form_status(
+        form
+    )
