@@ -421,3 +421,18 @@ def test_the_directory_lists_organisations_and_counts_by_kind(client, auth, make
     assert "Network or platform of NGOs: 2" in page
     assert "Local authority: 1" in page
     assert "No organisation given: 1" in page
+
+
+def test_facilitators_do_not_see_links_for_roles_they_may_not_hand_out(client, auth, make, app):
+    host = make.user()
+    slug = make.community(host_id=host)
+    facilitator = make.member(slug, Role.FACILITATOR)
+    auth.login(host)
+    invite(client, slug, "editor")
+    editor_token = latest_token(app)
+    invite(client, slug, "observer")
+    observer_token = latest_token(app)
+    auth.logout()
+    auth.login(facilitator)
+    page = client.get(f"/c/{slug}/invitations").get_data(as_text=True)
+    assert observer_token in page and editor_token not in page

@@ -8,7 +8,16 @@ import pytest
 
 from cop.auth import services as auth_services
 from cop.auth.models import User
-from cop.communities.models import Community, Invitation, Membership, Role, Theme, Visibility
+from cop.communities.models import (
+    Community,
+    Invitation,
+    Membership,
+    Organisation,
+    OrganisationKind,
+    Role,
+    Theme,
+    Visibility,
+)
 from cop.core.time import utcnow
 from cop.extensions import db
 from tests.conftest import PASSWORD
@@ -22,9 +31,11 @@ TABLE = {
     "see_members_area": ALL_ROLES,  # members, programme, notes, session records
     "manage": {"host"},  # edit community, themes, roles; remove members
     "invite": {"host", "facilitator"},  # invite participants and observers
+    "create_organisation": {"host"},  # organisations are created by hosts (or by joining)
 }
 
-# endpoint -> (method, path template, form data, who may: "everyone" | "logged_in" | a TABLE row)
+# endpoint -> (method, path template, form data or JSON body, who may: "everyone" |
+# "logged_in" | a TABLE row). API endpoints (api.*) get their body as JSON.
 ROUTES = {
     "static": ("GET", "/static/css/cop.css", None, "everyone"),
     "core.index": ("GET", "/", None, "everyone"),
@@ -90,6 +101,73 @@ ROUTES = {
         None,
         "invite",
     ),
+    "api.me": ("GET", "/api/v1/me", None, "logged_in"),
+    "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
+    "api.create_community": (
+        "POST",
+        "/api/v1/communities",
+        {"name": "Another one", "slug": "another-one"},
+        "logged_in",
+    ),
+    "api.show_community": ("GET", "/api/v1/communities/{slug}", None, "see_home"),
+    "api.update_community": (
+        "PATCH",
+        "/api/v1/communities/{slug}",
+        {"description": "Changed"},
+        "manage",
+    ),
+    "api.list_themes": ("GET", "/api/v1/communities/{slug}/themes", None, "see_home"),
+    "api.add_theme": (
+        "POST",
+        "/api/v1/communities/{slug}/themes",
+        {"name": "Fresh theme"},
+        "manage",
+    ),
+    "api.update_theme": (
+        "PATCH",
+        "/api/v1/communities/{slug}/themes/{theme_id}",
+        {"archived": True},
+        "manage",
+    ),
+    "api.list_members": ("GET", "/api/v1/communities/{slug}/members", None, "see_members_area"),
+    "api.change_role": (
+        "PATCH",
+        "/api/v1/communities/{slug}/members/{target_membership_id}",
+        {"role": "editor"},
+        "manage",
+    ),
+    "api.remove_member": (
+        "DELETE",
+        "/api/v1/communities/{slug}/members/{target_membership_id}",
+        None,
+        "manage",
+    ),
+    "api.list_invitations": ("GET", "/api/v1/communities/{slug}/invitations", None, "invite"),
+    "api.create_invitation": (
+        "POST",
+        "/api/v1/communities/{slug}/invitations",
+        {"role": "participant"},
+        "invite",
+    ),
+    "api.revoke_invitation": (
+        "DELETE",
+        "/api/v1/communities/{slug}/invitations/{invitation_id}",
+        None,
+        "invite",
+    ),
+    "api.list_organisations": ("GET", "/api/v1/organisations", None, "logged_in"),
+    "api.show_organisation": (
+        "GET",
+        "/api/v1/organisations/{organisation_id}",
+        None,
+        "logged_in",
+    ),
+    "api.create_organisation": (
+        "POST",
+        "/api/v1/organisations",
+        {"name": "New organisation", "kind": "ngo", "country": "FR"},
+        "create_organisation",
+    ),
 }
 
 
@@ -99,6 +177,10 @@ def expected(principal: str, rule: str, visibility: str) -> str:
         return "allowed"
     if rule == "logged_in":
         return "login" if principal == "anonymous" else "allowed"
+    if rule == "create_organisation":  # not tied to the walked community's visibility
+        if principal == "anonymous":
+            return "login"
+        return "allowed" if principal in TABLE[rule] else "forbidden"
     if principal in ALL_ROLES:
         return "allowed" if principal in TABLE[rule] else "forbidden"
     if visibility == "private":
@@ -158,7 +240,8 @@ def build_world(app, visibility: str, principal: str) -> dict:
             expires_at=utcnow().replace(year=utcnow().year + 1),
             max_uses=5,
         )
-        db.session.add_all([target, invitation])
+        organisation = Organisation(name="Walkers", kind=OrganisationKind.NGO)
+        db.session.add_all([target, invitation, organisation])
         db.session.flush()
         owner = users["target"] if principal == "anonymous" else users[principal]
         own_token_id = auth_services.create_api_token(owner, "mine")[0].id
@@ -168,6 +251,7 @@ def build_world(app, visibility: str, principal: str) -> dict:
             "target_membership_id": target.id,
             "invitation_id": invitation.id,
             "invitation_token": invitation.token,
+            "organisation_id": organisation.id,
             "own_token_id": own_token_id,
             "reset_token": auth_services.make_password_reset_token(users["target"]),
         }
@@ -176,11 +260,12 @@ def build_world(app, visibility: str, principal: str) -> dict:
 
 
 # Routes outside communities do not depend on visibility: they are walked once.
+NOT_IN_A_COMMUNITY = ("everyone", "logged_in", "create_organisation")
 CASES = [
     (endpoint, principal, visibility)
     for endpoint, (_method, _path, _data, rule) in sorted(ROUTES.items())
     for principal in PRINCIPALS
-    for visibility in (["private"] if rule in ("everyone", "logged_in") else ["private", "public"])
+    for visibility in (["private"] if rule in NOT_IN_A_COMMUNITY else ["private", "public"])
 ]
 
 
@@ -194,12 +279,19 @@ def test_each_person_gets_the_answer_the_table_gives(app, endpoint, principal, v
             "/login", data={"email": f"{principal}@example.org", "password": PASSWORD}
         )
         assert response.status_code == 302
-    response = client.open(template.format(**values), method=method, data=data)
+    is_api = endpoint.startswith("api.")
+    body = {"json": data} if is_api else {"data": data}
+    response = client.open(template.format(**values), method=method, **body)
     response.close()
     location = response.headers.get("Location", "")
+    logged_out = (
+        response.status_code == 401 and response.get_json()["error"] == "unauthorized"
+        if is_api
+        else response.status_code == 302 and location.startswith("/login")
+    )
     outcome = {
         "allowed": response.status_code < 400 and not location.startswith("/login"),
-        "login": response.status_code == 302 and location.startswith("/login"),
+        "login": logged_out,
         "forbidden": response.status_code == 403,
         "not_found": response.status_code == 404,
     }

@@ -254,7 +254,6 @@ def change_role(slug: str, membership_id: int):
     return redirect(url_for("communities.members", slug=slug))
 
 
-
 @bp.post("/c/<slug>/members/<int:membership_id>/remove")
 def remove_member(slug: str, membership_id: int):
     """Remove a member (hosts); the last host stays."""
@@ -295,9 +294,13 @@ def invitations(slug: str):
         "communities/invitations.html",
         community=community,
         form=form,
-        invitations=services.invitations_of(community),
+        # A facilitator sees (and may pass on) only the links for roles they may hand out.
+        invitations=[
+            invitation
+            for invitation in services.invitations_of(community)
+            if can_invite_role(membership, invitation.role)
+        ],
         now=utcnow(),
-        can_revoke=lambda invitation: can_invite_role(membership, invitation.role),
     ), _form_status(form)
 
 

@@ -33,9 +33,10 @@ def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
@@ -44,7 +45,8 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
         body = {"error": code, "message": message}
         if fields:
             body["fields"] = fields
-        return jsonify(body), status
+        headers = {"WWW-Authenticate": 'Bearer realm="cop"'} if status == 401 else {}
+        return jsonify(body), status, headers
     return render_template("errors/error.html", status=status, message=message), status
 
 

@@ -110,6 +110,19 @@ def can_invite_role(membership: Membership | None, role: Role) -> bool:
     return membership is not None and role in INVITABLE_ROLES.get(membership.role, ())
 
 
+def can_create_organisation(user) -> bool:
+    """Tell whether the user may create organisations directly: hosts of some community.
+
+    Anyone else creates their own organisation while joining through an invitation.
+    """
+    if user is None or not user.is_authenticated:
+        return False
+    return any(
+        decide(user, membership.community, Action.MANAGE_COMMUNITY, membership) is Verdict.ALLOWED
+        for membership in user.memberships
+    )
+
+
 def roles_invitable_by(membership: Membership | None) -> list[Role]:
     """Return the roles this member may invite people with, most powerful first."""
     if membership is None:

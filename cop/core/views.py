@@ -42,5 +42,7 @@ def healthz():
         db.session.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means "down"
         db.session.rollback()
-        return jsonify(status="unavailable", database="unreachable", detail=type(error).__name__), 503
+        return jsonify(
+            status="unavailable", database="unreachable", detail=type(error).__name__
+        ), 503
     return jsonify(status="ok", database="ok")
