@@ -152,7 +152,9 @@ class Factory:
             db.session.commit()
             return community.slug
 
-    def member(self, slug: str, role: Role, user_id: int | None = None, organisation_id=None) -> int:
+    def member(
+        self, slug: str, role: Role, user_id: int | None = None, organisation_id=None
+    ) -> int:
         """Add a user (new if None) to a community with a role; return the user id."""
         from cop.communities.models import Community
 

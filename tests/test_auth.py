@@ -62,7 +62,10 @@ def test_register_refuses_bad_input_and_writes_nothing(client, app, overrides, m
 
 
 def test_register_accepts_password_of_exactly_10_and_128_characters(client, app):
-    assert register(client, email="a@example.org", password="p" * 10, confirm="p" * 10).status_code == 302
+    assert (
+        register(client, email="a@example.org", password="p" * 10, confirm="p" * 10).status_code
+        == 302
+    )
     client.post("/logout")
     assert (
         register(client, email="b@example.org", password="p" * 128, confirm="p" * 128).status_code
@@ -148,7 +151,12 @@ def test_cookies_are_secure_and_hsts_sent_when_served_over_https(tmp_path):
         client = app.test_client()
         response = client.post(
             "/register",
-            data={"email": "s@example.org", "display_name": "S", "password": PASSWORD, "confirm": PASSWORD},
+            data={
+                "email": "s@example.org",
+                "display_name": "S",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+            },
         )
         assert "Secure" in response.headers["Set-Cookie"]
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -169,7 +177,10 @@ def test_no_hsts_and_no_secure_cookie_over_plain_http(client, make):
 def test_login_is_throttled_per_ip_and_per_account(tmp_path, make_app_with_limit, storage):
     app, client = make_app_with_limit(storage, "3 per minute")
     for _attempt in range(3):
-        assert client.post("/login", data={"email": "x@example.org", "password": "wrong"}).status_code == 400
+        assert (
+            client.post("/login", data={"email": "x@example.org", "password": "wrong"}).status_code
+            == 400
+        )
     blocked = client.post("/login", data={"email": "x@example.org", "password": "wrong"})
     assert blocked.status_code == 429
     assert "Too many attempts" in blocked.get_data(as_text=True)
@@ -277,12 +288,20 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(app, make
 
     refused = laptop.post(
         "/account/password",
-        data={"current_password": "not it at all", "password": "brand new secret", "confirm": "brand new secret"},
+        data={
+            "current_password": "not it at all",
+            "password": "brand new secret",
+            "confirm": "brand new secret",
+        },
     )
     assert refused.status_code == 400
     accepted = laptop.post(
         "/account/password",
-        data={"current_password": PASSWORD, "password": "brand new secret", "confirm": "brand new secret"},
+        data={
+            "current_password": PASSWORD,
+            "password": "brand new secret",
+            "confirm": "brand new secret",
+        },
     )
     assert accepted.status_code == 302
     assert laptop.get("/account").status_code == 200  # this session was renewed
@@ -306,7 +325,12 @@ def test_password_reset_link_is_logged_without_smtp_and_works_once(client, make,
     assert client.get(path).status_code == 200
     response = client.post(path, data={"password": "my new password", "confirm": "my new password"})
     assert response.status_code == 302
-    assert client.post("/login", data={"email": "forgetful@example.org", "password": "my new password"}).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"email": "forgetful@example.org", "password": "my new password"}
+        ).status_code
+        == 302
+    )
     client.post("/logout")
     # A second use of the same link is refused.
     assert client.get(path).status_code == 400
@@ -325,7 +349,10 @@ def test_password_reset_answers_the_same_for_unknown_addresses(client, caplog):
 def test_password_reset_refuses_forged_tokens(client, make, token):
     make.user()
     assert client.get(f"/reset/{token}").status_code == 400
-    assert client.post(f"/reset/{token}", data={"password": "x" * 12, "confirm": "x" * 12}).status_code == 400
+    assert (
+        client.post(f"/reset/{token}", data={"password": "x" * 12, "confirm": "x" * 12}).status_code
+        == 400
+    )
 
 
 def test_password_reset_sends_through_smtp_when_configured(app, make, monkeypatch):
