@@ -1,35 +1,97 @@
-"""Serve cop: `python wsgi.py` runs Flask-SocketIO's server; `wsgi:app` is the WSGI app.
+"""Serve cop: `python wsgi.py` is the server entry point; `wsgi:app` is the WSGI app.
 
-The async library is chosen here and only here (DESIGN.md, "Running at scale"):
-eventlet by default, gevent or threading with ASYNC_MODE.
+The async library is chosen here and only here (DESIGN.md, "Running at scale"): eventlet
+by default, gevent or threading with ASYNC_MODE. Monkey-patching only works when it comes
+before anything imports `socket` or `threading`, and importing any module of the `cop`
+package imports Flask and most of the dependencies, so the patching lives in this file and
+runs before `cop` is imported. For the same reason, importing this module patches nothing
+and builds `app` only when it is first asked for (`flask --app wsgi`, `gunicorn wsgi:app`).
 """
 
 import os
+import warnings
 
-ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
+# eventlet 0.41 announces its deprecation on import; cop keeps it as its default async mode
+# by choice (DESIGN.md), so the notice would only be noise on every command.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-if __name__ == "__main__" and ASYNC_MODE == "eventlet":
-    import eventlet
+ASYNC_MODES = ("eventlet", "gevent", "threading")
 
-    eventlet.monkey_patch()
-    from psycogreen.eventlet import patch_psycopg
 
-    patch_psycopg()
-elif __name__ == "__main__" and ASYNC_MODE == "gevent":
-    from gevent import monkey
+def patch_async_library(mode: str, *, green_database_driver: bool = True) -> None:
+    """Make blocking I/O cooperative for `mode`; call this before importing `cop`.
 
-    monkey.patch_all()
-    from psycogreen.gevent import patch_psycopg
+    psycopg2 calls libpq in C, out of reach of monkey-patching: a query would block every
+    green thread of the process until it returns. psycogreen installs psycopg2's wait
+    callback so that libpq's waits go through the event loop instead (README, "PostgreSQL").
+    eventlet would install the same callback by itself; it is left to psycogreen so that
+    eventlet and gevent are set up alike, and `green_database_driver=False` (tests only)
+    really leaves psycopg2 blocking.
+    """
+    if mode == "eventlet":
+        import eventlet
 
-    patch_psycopg()
+        eventlet.monkey_patch(psycopg=False)
+        if green_database_driver:
+            from psycogreen.eventlet import patch_psycopg
 
-from cop import create_app  # noqa: E402
-from cop.extensions import socketio  # noqa: E402
+            patch_psycopg()
+    elif mode == "gevent":
+        from gevent import monkey
 
-app = create_app()
+        monkey.patch_all()
+        if green_database_driver:
+            from psycogreen.gevent import patch_psycopg
+
+            patch_psycopg()
+    elif mode != "threading":
+        raise SystemExit(f"ASYNC_MODE must be one of {', '.join(ASYNC_MODES)}, not {mode!r}")
+
+
+def serve(app, host: str, port: int) -> None:
+    """Serve `app` and its Socket.IO endpoint on host:port until interrupted."""
+    from cop.extensions import socketio
+
+    mode = socketio.server.eio.async_mode
+    print(f" * cop serving on http://{host}:{port}/ ({mode})", flush=True)
+    # The threading mode runs Werkzeug's development server: fine for comparing modes and
+    # debugging, which is the only reason to choose it.
+    socketio.run(
+        app, host=host, port=port, log_output=True, allow_unsafe_werkzeug=mode == "threading"
+    )
+
+
+def main() -> None:
+    """Patch the async library, build the app from the environment and serve it."""
+    patch_async_library(os.environ.get("ASYNC_MODE", "eventlet"))
+    from cop import create_app
+
+    serve(create_app(), os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000")))
+
+
+def __getattr__(name: str):
+    """Build `app` on first use, so that importing this module leaves patching possible."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global app
+    _green_database_driver_under_gevent_worker()
+    from cop import create_app
+
+    app = create_app()
+    return app
+
+
+def _green_database_driver_under_gevent_worker() -> None:
+    """Green psycopg2 when a WSGI server (gunicorn's gevent worker) patched with gevent."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return
+    if monkey.is_module_patched("socket"):
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
 
 if __name__ == "__main__":
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "5000"))
-    print(f" * cop serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
-    socketio.run(app, host=host, port=port, log_output=True)
+    main()

@@ -37,7 +37,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-def test_config(tmp_path: Path) -> dict:
+def config_for_tests(tmp_path: Path) -> dict:
     """Return settings for a test app: its own database, cheap hashing, no CSRF by default."""
     return {
         "TESTING": True,
@@ -57,7 +57,7 @@ def test_config(tmp_path: Path) -> dict:
 @pytest.fixture
 def app(tmp_path):
     """Return an app with an empty schema, dropped afterwards."""
-    app = create_app(test_config(tmp_path))
+    app = create_app(config_for_tests(tmp_path))
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -71,7 +71,7 @@ def app(tmp_path):
 @pytest.fixture
 def csrf_app(tmp_path):
     """Return an app with CSRF protection on, as in production."""
-    config = test_config(tmp_path) | {"WTF_CSRF_ENABLED": True}
+    config = config_for_tests(tmp_path) | {"WTF_CSRF_ENABLED": True}
     app = create_app(config)
     with app.app_context():
         db.drop_all()

@@ -142,9 +142,9 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, make):
 
 def test_cookies_are_secure_and_hsts_sent_when_served_over_https(tmp_path):
     from cop import create_app
-    from tests.conftest import test_config
+    from tests.conftest import config_for_tests
 
-    app = create_app(test_config(tmp_path) | {"PREFERRED_URL_SCHEME": "https"})
+    app = create_app(config_for_tests(tmp_path) | {"PREFERRED_URL_SCHEME": "https"})
     with app.app_context():
         db.create_all()
     try:
@@ -217,7 +217,7 @@ def make_app_with_limit(tmp_path):
 
     from cop import create_app
     from cop.extensions import limiter
-    from tests.conftest import test_config
+    from tests.conftest import config_for_tests
 
     built = []
 
@@ -229,7 +229,7 @@ def make_app_with_limit(tmp_path):
             config = {"RATELIMIT_STORAGE_URI": url, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
         else:
             config = {"RATELIMIT_STORAGE_URI": "memory://"}
-        app = create_app(test_config(tmp_path) | config | {"LOGIN_RATE_LIMIT": limit})
+        app = create_app(config_for_tests(tmp_path) | config | {"LOGIN_RATE_LIMIT": limit})
         with app.app_context():
             db.create_all()
         built.append(app)

@@ -239,9 +239,11 @@ def _only(folder: str):
 
 def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
     from cop import create_app
-    from tests.conftest import test_config
+    from tests.conftest import config_for_tests
 
-    app = create_app(test_config(tmp_path) | {"PROXY_COUNT": 1, "LOGIN_RATE_LIMIT": "1 per minute"})
+    app = create_app(
+        config_for_tests(tmp_path) | {"PROXY_COUNT": 1, "LOGIN_RATE_LIMIT": "1 per minute"}
+    )
     with app.app_context():
         db.create_all()
     try:

@@ -194,10 +194,11 @@ def expected(principal: str, rule: str, visibility: str) -> str:
 def walk_app(tmp_path_factory):
     """Return one app for the whole walk (building an app per case is slow)."""
     from cop import create_app
-    from tests.conftest import test_config
+    from tests.conftest import config_for_tests
 
     app = create_app(
-        test_config(tmp_path_factory.mktemp("walk")) | {"LOGIN_RATE_LIMIT": "100000 per minute"}
+        config_for_tests(tmp_path_factory.mktemp("walk"))
+        | {"LOGIN_RATE_LIMIT": "100000 per minute"}
     )
     yield app
     with app.app_context():

@@ -1,0 +1,108 @@
+"""The migrations build exactly the schema the models describe, and take it down again."""
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, inspect
+
+from cop import ROOT, create_app
+from cop.extensions import db
+from tests.conftest import TEST_DATABASE_URL, config_for_tests
+
+MIGRATIONS = ROOT / "migrations"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(
+            not TEST_DATABASE_URL, reason="TEST_DATABASE_URL is not set (PostgreSQL)"
+        ),
+    ),
+]
+
+
+def alembic_config() -> AlembicConfig:
+    """Return the configuration `flask db` uses, minus alembic.ini's logging set-up.
+
+    alembic.ini only configures logging, which would replace pytest's log handlers.
+    """
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def drop_every_table() -> None:
+    """Drop every table of the database, alembic_version included."""
+    db.session.remove()
+    with db.engine.begin() as connection:
+        existing = MetaData()
+        existing.reflect(connection)
+        existing.drop_all(connection)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database(request, tmp_path):
+    """Yield inside the context of an app whose database has no table; empty it afterwards.
+
+    On PostgreSQL this is TEST_DATABASE_URL, which other tests fill with `db.create_all()`:
+    it is left without any table, alembic_version included, so that they still can.
+    """
+    config = config_for_tests(tmp_path)
+    if request.param == "sqlite":
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    else:
+        config["SQLALCHEMY_DATABASE_URI"] = TEST_DATABASE_URL
+    app = create_app(config)
+    with app.app_context():
+        drop_every_table()
+        try:
+            yield
+        finally:
+            drop_every_table()
+            db.engine.dispose()
+
+
+def schema_differences() -> list:
+    """Return what autogenerate would change to turn the database into the models."""
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+
+def cop_tables_in_database() -> set[str]:
+    """Return the names of the models' tables that exist in the database."""
+    with db.engine.connect() as connection:
+        return set(inspect(connection).get_table_names()) & set(db.metadata.tables)
+
+
+def test_the_revisions_form_a_single_line():
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, f"several heads, merge them: flask --app wsgi db merge {heads}"
+
+
+def test_upgrade_to_head_builds_the_schema_of_the_models(empty_database):
+    assert cop_tables_in_database() == set()
+
+    command.upgrade(alembic_config(), "head")
+
+    assert cop_tables_in_database() == set(db.metadata.tables)
+    differences = schema_differences()
+    assert differences == [], (
+        "the models and the migrations disagree; add a revision with "
+        f'`flask --app wsgi db migrate -m "..."`: {differences}'
+    )
+
+
+def test_downgrade_to_base_removes_every_table(empty_database):
+    command.upgrade(alembic_config(), "head")
+
+    command.downgrade(alembic_config(), "base")
+
+    assert cop_tables_in_database() == set()
+    with db.engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() is None
