@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
-from flask import Flask, g, request, session
+from flask import Flask, g, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import event
 
 from cop.config import INSTANCE_PATH, Config, load_secret_key
+from cop.core.errors import error_response, wants_json
 from cop.extensions import babel, compress, csrf, db, limiter, login_manager, migrate, socketio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +37,8 @@ def create_app(config: dict | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     register_extensions(app)
+    register_login(app)
+    register_template_helpers(app)
     register_blueprints(app)
     register_security_headers(app)
     register_commands(app)
@@ -65,6 +70,9 @@ def register_extensions(app: Flask) -> None:
         with app.app_context():
             _configure_sqlite()
 
+
+def register_login(app: Flask) -> None:
+    """Tell Flask-Login how to find the user: session cookie or API token."""
     from cop.auth import services as auth_services
 
     login_manager.user_loader(auth_services.load_user_from_session)
@@ -73,6 +81,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = None  # the login page says what to do; no flash needed
     login_manager.unauthorized_handler(_unauthorized)
     login_manager.session_protection = "basic"
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Give templates the locale, translated labels and date formatting."""
     from cop.core import labels
     from cop.core.formatting import country_name, local_datetime
 
@@ -87,21 +99,13 @@ def register_extensions(app: Flask) -> None:
 
 def _unauthorized():
     """Answer 401 JSON to API clients and send people to the login page."""
-    from flask import redirect, url_for
-
-    from cop.core.errors import error_response, wants_json
-
     if wants_json():
-        from flask_babel import gettext as _
-
         return error_response(401, "unauthorized", _("Please log in to continue."))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def _configure_sqlite() -> None:
     """Turn on WAL and foreign keys for every SQLite connection."""
-    from sqlalchemy import event
-
     @event.listens_for(db.engine, "connect")
     def set_pragmas(dbapi_connection, _record):  # noqa: D401 - event hook
         cursor = dbapi_connection.cursor()

@@ -84,7 +84,10 @@ def membership_of(user, community: Community) -> Membership | None:
 
 
 def decide(user, community: Community, action: Action, membership=...) -> Verdict:
-    """Decide whether `user` may do `action` in `community`."""
+    """Decide whether `user` may do `action` in `community`.
+
+    Pass `membership` (possibly None) when it is already loaded; by default it is looked up.
+    """
     if membership is ...:
         membership = membership_of(user, community)
     if membership is not None:
