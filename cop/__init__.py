@@ -106,6 +106,7 @@ def _unauthorized():
 
 def _configure_sqlite() -> None:
     """Turn on WAL and foreign keys for every SQLite connection."""
+
     @event.listens_for(db.engine, "connect")
     def set_pragmas(dbapi_connection, _record):  # noqa: D401 - event hook
         cursor = dbapi_connection.cursor()

@@ -20,6 +20,8 @@ from cop.core.permissions import (
     can_create_organisation,
     can_invite_role,
     community_or_abort,
+    invitation_or_abort,
+    invitations_managed_by,
 )
 from cop.extensions import csrf, db
 
@@ -238,12 +240,8 @@ def remove_member(slug: str, membership_id: int):
 @bp.get("/communities/<slug>/invitations")
 def list_invitations(slug: str):
     """List, newest first, the invitations for roles the caller may hand out."""
-    community, membership = community_or_abort(slug, Action.INVITE)
-    invitations = [
-        invitation
-        for invitation in services.invitations_of(community)
-        if can_invite_role(membership, invitation.role)
-    ]
+    _community, membership = community_or_abort(slug, Action.INVITE)
+    invitations = invitations_managed_by(membership)
     return {"invitations": schemas.InvitationSchema(many=True).dump(invitations)}
 
 
@@ -267,10 +265,8 @@ def create_invitation(slug: str):
 @bp.delete("/communities/<slug>/invitations/<int:invitation_id>")
 def revoke_invitation(slug: str, invitation_id: int):
     """Revoke an invitation link, so that it lets nobody in any more."""
-    community, membership = community_or_abort(slug, Action.INVITE)
-    invitation = services.invitation_of(community, invitation_id) or abort(404)
-    if not can_invite_role(membership, invitation.role):
-        abort(403)
+    _community, membership = community_or_abort(slug, Action.INVITE)
+    invitation = invitation_or_abort(membership, invitation_id)
     services.revoke_invitation(invitation)
     db.session.commit()
     return schemas.InvitationSchema().dump(invitation)

@@ -24,6 +24,8 @@ from cop.core.permissions import (
     can,
     can_invite_role,
     community_or_abort,
+    invitation_or_abort,
+    invitations_managed_by,
     membership_of,
     roles_invitable_by,
 )
@@ -294,12 +296,7 @@ def invitations(slug: str):
         "communities/invitations.html",
         community=community,
         form=form,
-        # A facilitator sees (and may pass on) only the links for roles they may hand out.
-        invitations=[
-            invitation
-            for invitation in services.invitations_of(community)
-            if can_invite_role(membership, invitation.role)
-        ],
+        invitations=invitations_managed_by(membership),
         now=utcnow(),
     ), _form_status(form)
 
@@ -307,10 +304,8 @@ def invitations(slug: str):
 @bp.post("/c/<slug>/invitations/<int:invitation_id>/revoke")
 def revoke_invitation(slug: str, invitation_id: int):
     """Revoke an invitation link."""
-    community, membership = community_or_abort(slug, Action.INVITE)
-    invitation = services.invitation_of(community, invitation_id) or abort(404)
-    if not can_invite_role(membership, invitation.role):
-        abort(403)
+    _community, membership = community_or_abort(slug, Action.INVITE)
+    invitation = invitation_or_abort(membership, invitation_id)
     services.revoke_invitation(invitation)
     db.session.commit()
     flash(_("The invitation is revoked."), "success")

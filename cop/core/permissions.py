@@ -11,7 +11,8 @@ from flask import abort, make_response
 from flask_login import current_user
 from sqlalchemy import select
 
-from cop.communities.models import Community, Membership, Role
+from cop.communities.models import Community, Invitation, Membership, Role
+from cop.communities.services import invitation_of, invitations_of
 from cop.extensions import db, login_manager
 
 HOST, FACILITATOR, EDITOR, PARTICIPANT, OBSERVER = (
@@ -141,6 +142,28 @@ def enforce(verdict: Verdict) -> None:
     if verdict is Verdict.LOGIN_REQUIRED:
         abort(make_response(login_manager.unauthorized()))
     abort(verdict.value)
+
+
+def invitations_managed_by(membership: Membership) -> list[Invitation]:
+    """Return the community's invitations this member may see, pass on and revoke.
+
+    A facilitator sees only the links for roles they may hand out themselves.
+    """
+    return [
+        invitation
+        for invitation in invitations_of(membership.community)
+        if can_invite_role(membership, invitation.role)
+    ]
+
+
+def invitation_or_abort(membership: Membership, invitation_id: int) -> Invitation:
+    """Load an invitation of the member's community that they may manage, or abort."""
+    invitation = invitation_of(membership.community, invitation_id)
+    if invitation is None:
+        abort(404)
+    if not can_invite_role(membership, invitation.role):
+        abort(403)
+    return invitation
 
 
 def community_or_abort(slug: str, action: Action) -> tuple[Community, Membership | None]:
