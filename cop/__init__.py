@@ -65,6 +65,7 @@ def register_extensions(app: Flask) -> None:
         async_mode=app.config["ASYNC_MODE"],
         message_queue=app.config["REDIS_URL"],
         cors_allowed_origins=None,  # same origin only
+        namespaces="*",  # one namespace per live document: /yjs|note-<id>
     )
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
@@ -126,10 +127,13 @@ def register_blueprints(app: Flask) -> None:
     from cop.communities.views import bp as communities_bp
     from cop.core.errors import register_error_handlers
     from cop.core.views import bp as core_bp
+    from cop.live import notes as live_notes  # noqa: F401 - registers the Socket.IO handlers
+    from cop.notes.views import bp as notes_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(communities_bp)
+    app.register_blueprint(notes_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     register_error_handlers(app)
 

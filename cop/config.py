@@ -79,6 +79,17 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_SENDER = os.environ.get("MAIL_SENDER", "cop@localhost")
 
+    # Live notes (docs/live-protocol.md).
+    LIVE_MAX_UPDATE_BYTES = int(os.environ.get("LIVE_MAX_UPDATE_BYTES", 256 * 1024))
+    LIVE_MAX_NOTE_CHARACTERS = int(os.environ.get("LIVE_MAX_NOTE_CHARACTERS", 1024 * 1024))
+    LIVE_MAX_AWARENESS_BYTES = int(os.environ.get("LIVE_MAX_AWARENESS_BYTES", 4 * 1024))
+    LIVE_MAX_UPDATES_PER_SECOND = int(os.environ.get("LIVE_MAX_UPDATES_PER_SECOND", 100))
+    LIVE_GROUP_COMMIT_SECONDS = float(os.environ.get("LIVE_GROUP_COMMIT_SECONDS", 0.005))
+    LIVE_COMPACT_AFTER_IDLE_SECONDS = float(os.environ.get("LIVE_COMPACT_AFTER_IDLE_SECONDS", 2))
+    LIVE_COMPACT_AT_LEAST_EVERY_SECONDS = float(
+        os.environ.get("LIVE_COMPACT_AT_LEAST_EVERY_SECONDS", 5)
+    )
+
     COMPRESS_MIMETYPES = [
         "text/html",
         "text/css",

@@ -20,6 +20,7 @@ from cop.communities.models import (
 )
 from cop.core.time import utcnow
 from cop.extensions import db
+from cop.notes.models import Note, NoteOwnerKind
 from tests.conftest import PASSWORD
 
 PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
@@ -32,6 +33,7 @@ TABLE = {
     "manage": {"host"},  # edit community, themes, roles; remove members
     "invite": {"host", "facilitator"},  # invite participants and observers
     "create_organisation": {"host"},  # organisations are created by hosts (or by joining)
+    "write_notes": {"host", "facilitator", "editor", "participant"},  # create, write notes
 }
 
 # endpoint -> (method, path template, form data or JSON body, who may: "everyone" |
@@ -101,6 +103,8 @@ ROUTES = {
         None,
         "invite",
     ),
+    "notes.create": ("POST", "/c/{slug}/notes", {"title": "A new note"}, "write_notes"),
+    "notes.show": ("GET", "/c/{slug}/notes/{note_id}", None, "see_members_area"),
     "api.me": ("GET", "/api/v1/me", None, "logged_in"),
     "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
     "api.create_community": (
@@ -242,6 +246,8 @@ def build_world(app, visibility: str, principal: str) -> dict:
             max_uses=5,
         )
         organisation = Organisation(name="Walkers", kind=OrganisationKind.NGO)
+        note = Note(community=community, owner_kind=NoteOwnerKind.COMMUNITY, title="Walk notes")
+        db.session.add(note)
         db.session.add_all([target, invitation, organisation])
         db.session.flush()
         owner = users["target"] if principal == "anonymous" else users[principal]
@@ -253,6 +259,7 @@ def build_world(app, visibility: str, principal: str) -> dict:
             "invitation_id": invitation.id,
             "invitation_token": invitation.token,
             "organisation_id": organisation.id,
+            "note_id": note.id,
             "own_token_id": own_token_id,
             "reset_token": auth_services.make_password_reset_token(users["target"]),
         }

@@ -174,3 +174,48 @@ def community_or_abort(slug: str, action: Action) -> tuple[Community, Membership
     membership = membership_of(current_user, community)
     enforce(decide(current_user, community, action, membership))
     return community, membership
+
+
+# --- Notes -----------------------------------------------------------------------------
+# Each owner kind of note says which action reads it and which writes it; later owners
+# (sessions, breakout groups, draft sections, experience sheets) add their line here and
+# reuse the notes engine unchanged. A locked note is written only by those who may plan
+# and run workshops (hosts and facilitators).
+NOTE_RULES: dict[str, tuple[Action, Action]] = {
+    "community": (Action.VIEW_MEMBERS_AREA, Action.WRITE_NOTES),
+}
+LOCKED_NOTE_WRITERS = Action.PLAN_WORKSHOPS
+
+
+def note_verdict(user, note, write: bool, membership=...) -> Verdict:
+    """Decide whether `user` may read (or write, with `write=True`) a note."""
+    read_action, write_action = NOTE_RULES[note.owner_kind.value]
+    if membership is ...:
+        membership = membership_of(user, note.community)
+    verdict = decide(user, note.community, read_action, membership)
+    if not write or verdict is not Verdict.ALLOWED:
+        return verdict
+    action = LOCKED_NOTE_WRITERS if note.is_locked else write_action
+    return decide(user, note.community, action, membership)
+
+
+def can_read_note(user, note) -> bool:
+    """Tell whether `user` may see a note (and follow it live)."""
+    return note_verdict(user, note, write=False) is Verdict.ALLOWED
+
+
+def can_write_note(user, note) -> bool:
+    """Tell whether `user` may change a note's text."""
+    return note_verdict(user, note, write=True) is Verdict.ALLOWED
+
+
+def note_or_abort(slug: str, note_id: int, write: bool = False):
+    """Load a community's note and check the current user may read (or write) it."""
+    from cop.notes.services import note_in
+
+    community, membership = community_or_abort(slug, Action.VIEW_HOME)
+    note = note_in(community, note_id)
+    if note is None:
+        abort(404)
+    enforce(note_verdict(current_user, note, write, membership))
+    return note, membership

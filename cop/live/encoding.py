@@ -1,0 +1,252 @@
+"""Read and write the lib0 binary encoding of Yjs updates and awareness messages.
+
+cop reads updates before it applies them, to refuse what a note may not contain (another
+root type, nested types, sub-documents) without letting it into the document. The format
+is Yjs's update v1 (yjs/src/utils/encoding.js, UpdateDecoderV1); awareness messages follow
+y-protocols/awareness.js.
+"""
+
+import json
+import struct
+from dataclasses import dataclass, field
+
+
+class MalformedMessage(ValueError):
+    """The bytes are not a well-formed message of the expected kind."""
+
+
+class Reader:
+    """Read lib0-encoded values from bytes."""
+
+    def __init__(self, data: bytes):
+        self.data = memoryview(bytes(data))
+        self.position = 0
+
+    def done(self) -> bool:
+        """Tell whether every byte was read."""
+        return self.position == len(self.data)
+
+    def byte(self) -> int:
+        """Read one unsigned byte."""
+        if self.position >= len(self.data):
+            raise MalformedMessage("unexpected end of message")
+        value = self.data[self.position]
+        self.position += 1
+        return value
+
+    def var_uint(self) -> int:
+        """Read a variable-length unsigned integer (at most 53 bits, as in JavaScript)."""
+        value, shift = 0, 0
+        while True:
+            byte = self.byte()
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+            if shift > 53:
+                raise MalformedMessage("integer too long")
+
+    def var_int(self) -> int:
+        """Read a variable-length signed integer."""
+        byte = self.byte()
+        negative = byte & 0x40
+        value, shift = byte & 0x3F, 6
+        while byte & 0x80:
+            byte = self.byte()
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if shift > 60:
+                raise MalformedMessage("integer too long")
+        return -value if negative else value
+
+    def raw(self, length: int) -> bytes:
+        """Read `length` bytes."""
+        if self.position + length > len(self.data):
+            raise MalformedMessage("unexpected end of message")
+        value = bytes(self.data[self.position : self.position + length])
+        self.position += length
+        return value
+
+    def var_bytes(self) -> bytes:
+        """Read a length-prefixed byte string."""
+        return self.raw(self.var_uint())
+
+    def var_string(self) -> str:
+        """Read a length-prefixed UTF-8 string."""
+        try:
+            return self.var_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MalformedMessage("invalid UTF-8") from error
+
+    def any(self, depth: int = 0):
+        """Read a value of lib0's `readAny` (JSON-like, plus binary)."""
+        if depth > 64:
+            raise MalformedMessage("value nested too deeply")
+        kind = self.byte()
+        if kind in (127, 126):  # undefined, null
+            return None
+        if kind == 125:
+            return self.var_int()
+        if kind == 124:
+            return struct.unpack(">f", self.raw(4))[0]
+        if kind == 123:
+            return struct.unpack(">d", self.raw(8))[0]
+        if kind == 122:
+            return struct.unpack(">q", self.raw(8))[0]
+        if kind in (121, 120):
+            return kind == 120
+        if kind == 119:
+            return self.var_string()
+        if kind == 118:
+            return {self.var_string(): self.any(depth + 1) for _ in range(self.var_uint())}
+        if kind == 117:
+            return [self.any(depth + 1) for _ in range(self.var_uint())]
+        if kind == 116:
+            return self.var_bytes()
+        raise MalformedMessage(f"unknown value type {kind}")
+
+
+def var_uint(value: int) -> bytes:
+    """Encode a variable-length unsigned integer."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def var_string(text: str) -> bytes:
+    """Encode a length-prefixed UTF-8 string."""
+    data = text.encode("utf-8")
+    return var_uint(len(data)) + data
+
+
+# Content kinds of a Yjs item (the low five bits of its info byte).
+DELETED, JSON_CONTENT, BINARY, STRING, EMBED, FORMAT, TYPE, ANY, DOC = range(1, 10)
+GC, SKIP = 0, 10
+CONTENT_NAMES = {
+    DELETED: "deleted",
+    JSON_CONTENT: "json",
+    BINARY: "binary",
+    STRING: "string",
+    EMBED: "embed",
+    FORMAT: "format",
+    TYPE: "type",
+    ANY: "any",
+    DOC: "doc",
+}
+
+
+@dataclass
+class UpdateSummary:
+    """What a Yjs update touches: the root types it names and the kinds of content."""
+
+    root_names: set[str] = field(default_factory=set)
+    content_kinds: set[str] = field(default_factory=set)
+    has_parent_by_id: bool = False
+    has_map_entries_on_root: bool = False
+    inserted_characters: int = 0
+
+
+def summarise_update(update: bytes) -> UpdateSummary:
+    """Read a Yjs v1 update and say what it touches; raise MalformedMessage if it is not one."""
+    reader = Reader(update)
+    summary = UpdateSummary()
+    for _client in range(reader.var_uint()):
+        structs = reader.var_uint()
+        reader.var_uint()  # client id
+        reader.var_uint()  # first clock
+        for _struct in range(structs):
+            info = reader.byte()
+            kind = info & 0x1F
+            if kind in (GC, SKIP):
+                reader.var_uint()  # length
+                continue
+            if info & 0x80:
+                reader.var_uint(), reader.var_uint()  # origin
+            if info & 0x40:
+                reader.var_uint(), reader.var_uint()  # right origin
+            if not info & 0xC0:
+                if reader.var_uint() == 1:
+                    summary.root_names.add(reader.var_string())
+                    root_level = True
+                else:
+                    reader.var_uint(), reader.var_uint()  # parent item id
+                    summary.has_parent_by_id = True
+                    root_level = False
+                if info & 0x20:
+                    reader.var_string()  # parent sub (a map key)
+                    summary.has_map_entries_on_root |= root_level
+            _read_content(reader, kind, summary)
+    for _client in range(reader.var_uint()):  # the delete set
+        reader.var_uint()
+        for _range in range(reader.var_uint()):
+            reader.var_uint(), reader.var_uint()
+    if not reader.done():
+        raise MalformedMessage("trailing bytes after the update")
+    return summary
+
+
+def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> None:
+    if kind not in CONTENT_NAMES:
+        raise MalformedMessage(f"unknown content kind {kind}")
+    summary.content_kinds.add(CONTENT_NAMES[kind])
+    if kind == DELETED:
+        reader.var_uint()
+    elif kind == JSON_CONTENT:
+        for _ in range(reader.var_uint()):
+            reader.var_string()
+    elif kind == BINARY:
+        reader.var_bytes()
+    elif kind == STRING:
+        summary.inserted_characters += len(reader.var_string())
+    elif kind == EMBED:
+        reader.var_string()
+    elif kind == FORMAT:
+        reader.var_string(), reader.var_string()
+    elif kind == TYPE:
+        if reader.var_uint() in (3, 6):  # XmlElement and XmlHook carry a name
+            reader.var_string()
+    elif kind == ANY:
+        for _ in range(reader.var_uint()):
+            reader.any()
+    elif kind == DOC:
+        reader.var_string()
+        reader.any()
+
+
+@dataclass
+class AwarenessEntry:
+    """One client's awareness state in an awareness message (None: the client left)."""
+
+    client_id: int
+    clock: int
+    state: dict | None
+
+
+def decode_awareness(message: bytes) -> list[AwarenessEntry]:
+    """Read an awareness update; raise MalformedMessage if it is not one."""
+    reader = Reader(message)
+    entries = []
+    for _ in range(reader.var_uint()):
+        client_id, clock = reader.var_uint(), reader.var_uint()
+        try:
+            state = json.loads(reader.var_string())
+        except json.JSONDecodeError as error:
+            raise MalformedMessage("awareness state is not JSON") from error
+        if state is not None and not isinstance(state, dict):
+            raise MalformedMessage("awareness state is not an object")
+        entries.append(AwarenessEntry(client_id, clock, state))
+    if not reader.done():
+        raise MalformedMessage("trailing bytes after the awareness update")
+    return entries
+
+
+def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
+    """Write an awareness update."""
+    out = bytearray(var_uint(len(entries)))
+    for entry in entries:
+        out += var_uint(entry.client_id) + var_uint(entry.clock)
+        out += var_string(json.dumps(entry.state, separators=(",", ":"), ensure_ascii=False))
+    return bytes(out)

@@ -1,0 +1,496 @@
+"""Live co-editing of notes over the y-socket.io protocol (DESIGN.md, "Live co-editing").
+
+Each note is the Socket.IO namespace `/yjs|note-<id>`. A client sends `sync-step-1` (its
+state vector; the ack returns what it lacks), `sync-update` (its edits) and
+`awareness-update` (cursors); the server sends its own `sync-step-1` on connection so the
+client returns what the server lacks. Accepted updates are committed to the note's log
+before anyone else receives them; each room gathers what arrives over a few milliseconds,
+commits it in one transaction, and broadcasts it as one merged update (group commit).
+docs/live-protocol.md describes the protocol, the limits and the error events.
+"""
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import current_app, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from pycrdt import Doc, Text, merge_updates
+
+from cop.auth.services import user_for_api_token
+from cop.core.permissions import Verdict, membership_of, note_verdict
+from cop.extensions import db, socketio
+from cop.live.encoding import (
+    AwarenessEntry,
+    MalformedMessage,
+    decode_awareness,
+    encode_awareness,
+    summarise_update,
+)
+from cop.notes import services
+from cop.notes.models import Note
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = re.compile(r"^/yjs\|note-(\d+)$")
+EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what a client sends when it lacks nothing
+ALLOWED_CONTENT = {"string", "deleted", "format", "embed"}
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#ff7f0e",
+    "#0b5cad",
+    "#a3261b",
+)
+
+
+def limits() -> dict:
+    """Return the live limits from the configuration (documented in docs/live-protocol.md)."""
+    config = current_app.config
+    return {
+        "update": config["LIVE_MAX_UPDATE_BYTES"],
+        "text": config["LIVE_MAX_NOTE_CHARACTERS"],
+        "awareness": config["LIVE_MAX_AWARENESS_BYTES"],
+        "rate": config["LIVE_MAX_UPDATES_PER_SECOND"],
+    }
+
+
+@dataclass
+class Connection:
+    """One socket following one note, with the identity the server gives it."""
+
+    sid: str
+    note_id: int
+    user_id: int
+    locale: str
+    can_write: bool
+    identity: dict
+    client_id: int | None = None  # the awareness client id this socket speaks for
+    allowance: float = 0.0
+    allowance_at: float = field(default_factory=time.monotonic)
+
+    def take_token(self, rate: int) -> bool:
+        """Spend one update from a bucket refilled at `rate` per second."""
+        now = time.monotonic()
+        self.allowance = min(rate, self.allowance + (now - self.allowance_at) * rate)
+        self.allowance_at = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
+
+
+class Room:
+    """One note's live state in this process: a cache of the document and what waits to go out."""
+
+    def __init__(self, note_id: int):
+        self.note_id = note_id
+        self.namespace = f"/yjs|note-{note_id}"
+        self.lock = threading.Lock()
+        self.doc = Doc()
+        self.text = self.doc.get(services.TEXT_NAME, type=Text)
+        self.applied_seq = -1  # the last logged update this cache has applied; -1: none loaded
+        self.pending_updates: list[tuple[bytes, int, str]] = []  # (update, user id, sid)
+        self.pending_awareness: dict[int, AwarenessEntry] = {}
+        self.awareness: dict[int, AwarenessEntry] = {}
+        self.sids: set[str] = set()
+        self.flusher_running = False
+        self.last_update_at = 0.0
+        self.last_compaction_at = time.monotonic()
+        self.needs_compaction = False
+
+    def catch_up(self) -> None:
+        """Apply what the database holds that this cache lacks (other processes' edits)."""
+        note = db.session.get(Note, self.note_id)
+        db.session.refresh(note)
+        with self.lock:
+            if self.applied_seq < note.state_seq and note.state:
+                self.doc.apply_update(note.state)
+            rows = services.updates_since(self.note_id, max(self.applied_seq, note.state_seq))
+            for row in rows:
+                self.doc.apply_update(row.update)
+            self.applied_seq = max(self.applied_seq, note.state_seq, rows[-1].seq if rows else 0)
+
+
+class LiveNotes:
+    """The rooms and connections of one app in this process."""
+
+    def __init__(self):
+        self.rooms: dict[int, Room] = {}
+        self.connections: dict[str, Connection] = {}
+        self.lock = threading.Lock()
+
+    def room(self, note_id: int) -> Room:
+        """Return the room of a note, creating it on first use."""
+        with self.lock:
+            if note_id not in self.rooms:
+                self.rooms[note_id] = Room(note_id)
+            return self.rooms[note_id]
+
+
+def live() -> LiveNotes:
+    """Return this app's live notes registry."""
+    return current_app.extensions.setdefault("cop_live_notes", LiveNotes())
+
+
+def identity_of(user, membership) -> dict:
+    """Return the name, colours and organisation shown for a person's cursor and presence."""
+    colour = COLOURS[user.id % len(COLOURS)]
+    organisation = membership.organisation if membership else None
+    return {
+        "name": user.display_name,
+        "color": colour,
+        "colorLight": colour + "33",
+        "organisation": organisation.name if organisation else None,
+    }
+
+
+def refuse(sid: str, namespace: str, code: str, message: str) -> None:
+    """Tell one client why what it sent was refused."""
+    socketio.emit("note-error", {"error": code, "message": message}, to=sid, namespace=namespace)
+
+
+# --- Connecting -----------------------------------------------------------------------
+
+
+@socketio.on("connect", namespace="*")
+def on_connect(auth=None):
+    """Admit a member of the note's community (cookie or API token), then sync with them."""
+    match = NAMESPACE.match(request.namespace or "")
+    if not match:
+        return False
+    note = db.session.get(Note, int(match.group(1)))
+    user = current_user if current_user.is_authenticated else None
+    if user is None and isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        user = user_for_api_token(auth["token"])
+        db.session.commit()
+    if note is None or user is None:
+        return False
+    membership = membership_of(user, note.community)
+    if note_verdict(user, note, write=False, membership=membership) is not Verdict.ALLOWED:
+        return False
+    can_write = note_verdict(user, note, write=True, membership=membership) is Verdict.ALLOWED
+    registry = live()
+    sid = request.sid
+    registry.connections[sid] = Connection(
+        sid=sid,
+        note_id=note.id,
+        user_id=user.id,
+        locale=user.locale or "en",
+        can_write=can_write,
+        identity=identity_of(user, membership),
+        allowance=limits()["rate"],
+    )
+    room = registry.room(note.id)
+    room.catch_up()
+    with room.lock:
+        room.sids.add(sid)
+        state_vector = room.doc.get_state()
+        present = [entry for entry in room.awareness.values() if entry.state is not None]
+    app = current_app._get_current_object()
+    namespace = request.namespace
+
+    def receive_missing(update=None):
+        with app.app_context():
+            if isinstance(update, (bytes, bytearray)):
+                accept_update(sid, namespace, bytes(update))
+
+    socketio.emit(
+        "sync-step-1", state_vector, to=sid, namespace=namespace, callback=receive_missing
+    )
+    if present:
+        socketio.emit("awareness-update", encode_awareness(present), to=sid, namespace=namespace)
+    return True
+
+
+@socketio.on("disconnect", namespace="*")
+def on_disconnect(*_reason):
+    """Forget the socket, withdraw its cursor, and compact the note when the room empties."""
+    registry = live()
+    connection = registry.connections.pop(request.sid, None)
+    if connection is None:
+        return
+    room = registry.rooms.get(connection.note_id)
+    if room is None:
+        return
+    with room.lock:
+        room.sids.discard(connection.sid)
+        if connection.client_id is not None and connection.client_id in room.awareness:
+            previous = room.awareness[connection.client_id]
+            gone = AwarenessEntry(connection.client_id, previous.clock + 1, None)
+            room.awareness[connection.client_id] = gone
+            room.pending_awareness[connection.client_id] = gone
+        empty = not room.sids
+    ensure_flusher(room)
+    if empty:
+        room.needs_compaction = True
+
+
+# --- Syncing --------------------------------------------------------------------------
+
+
+def connection_for(namespace: str) -> Connection | None:
+    """Return the connection of the current socket, if it belongs to this namespace's note."""
+    connection = live().connections.get(request.sid)
+    match = NAMESPACE.match(namespace or "")
+    if connection is None or not match or int(match.group(1)) != connection.note_id:
+        return None
+    return connection
+
+
+@socketio.on("sync-step-1", namespace="*")
+def on_sync_step_1(state_vector=None, *_rest):
+    """Answer a client's state vector with the update it lacks (the ack)."""
+    connection = connection_for(request.namespace)
+    if connection is None or not isinstance(state_vector, (bytes, bytearray)):
+        return None
+    room = live().room(connection.note_id)
+    room.catch_up()
+    with room.lock:
+        try:
+            return room.doc.get_update(bytes(state_vector))
+        except BaseException:  # noqa: BLE001 - a pycrdt panic is a BaseException
+            log.info("refused a malformed state vector on %s", request.namespace)
+            return room.doc.get_update()
+
+
+@socketio.on("sync-update", namespace="*")
+def on_sync_update(update=None, *_rest):
+    """Accept a client's edit, if it may write and the update is sound."""
+    if isinstance(update, (bytes, bytearray)):
+        accept_update(request.sid, request.namespace, bytes(update))
+    else:
+        connection = connection_for(request.namespace)
+        if connection is not None:
+            _refuse_translated(connection, request.namespace, "malformed_update")
+
+
+MESSAGES = {
+    "read_only": lambda: _("You can read this note but not change it."),
+    "update_too_large": lambda: _("This change is too large to be sent at once."),
+    "note_too_large": lambda: _("The note has reached its maximum length."),
+    "rate_limited": lambda: _("Too many changes too quickly: some were not saved. Wait a moment."),
+    "malformed_update": lambda: _("A change could not be read and was not saved."),
+    "wrong_type": lambda: _("This change does not fit a text note and was not saved."),
+    "awareness_too_large": lambda: _("Your cursor information is too large."),
+    "malformed_awareness": lambda: _("Your cursor information could not be read."),
+}
+
+
+def _refuse_translated(connection: Connection, namespace: str, code: str) -> None:
+    with force_locale(connection.locale):
+        refuse(connection.sid, namespace, code, MESSAGES[code]())
+
+
+def accept_update(sid: str, namespace: str, update: bytes) -> None:
+    """Check an update against the rights and limits, apply it to the cache and queue it."""
+    registry = live()
+    connection = registry.connections.get(sid)
+    match = NAMESPACE.match(namespace or "")
+    if connection is None or not match or int(match.group(1)) != connection.note_id:
+        return
+    if update == EMPTY_UPDATE:
+        return
+    room_limits = limits()
+    if not connection.can_write:
+        return _refuse_translated(connection, namespace, "read_only")
+    if len(update) > room_limits["update"]:
+        return _refuse_translated(connection, namespace, "update_too_large")
+    if not connection.take_token(room_limits["rate"]):
+        return _refuse_translated(connection, namespace, "rate_limited")
+    try:
+        summary = summarise_update(update)
+    except MalformedMessage:
+        return _refuse_translated(connection, namespace, "malformed_update")
+    if (
+        summary.root_names - {services.TEXT_NAME}
+        or summary.content_kinds - ALLOWED_CONTENT
+        or summary.has_parent_by_id
+        or summary.has_map_entries_on_root
+    ):
+        return _refuse_translated(connection, namespace, "wrong_type")
+    room = registry.room(connection.note_id)
+    with room.lock:
+        if len(room.text) + summary.inserted_characters > room_limits["text"]:
+            return _refuse_translated(connection, namespace, "note_too_large")
+        try:
+            room.doc.apply_update(update)
+        except BaseException:  # noqa: BLE001 - pycrdt panics derive from BaseException
+            log.warning("pycrdt refused an update on %s", namespace, exc_info=True)
+            return _refuse_translated(connection, namespace, "malformed_update")
+        room.pending_updates.append((update, connection.user_id, sid))
+        room.last_update_at = time.monotonic()
+    ensure_flusher(room)
+
+
+@socketio.on("awareness-update", namespace="*")
+def on_awareness_update(message=None, *_rest):
+    """Relay a client's cursor and presence, with the name and colour the server knows."""
+    connection = connection_for(request.namespace)
+    if connection is None:
+        return
+    if not isinstance(message, (bytes, bytearray)):
+        return _refuse_translated(connection, request.namespace, "malformed_awareness")
+    try:
+        entries = decode_awareness(bytes(message))
+    except MalformedMessage:
+        return _refuse_translated(connection, request.namespace, "malformed_awareness")
+    room = live().room(connection.note_id)
+    maximum = limits()["awareness"]
+    with room.lock:
+        for entry in entries:
+            if connection.client_id is None and len(entries) == 1:
+                owner = next(
+                    (c for c in live().connections.values() if c.client_id == entry.client_id),
+                    None,
+                )
+                if owner is None:
+                    connection.client_id = entry.client_id
+            if entry.client_id != connection.client_id:
+                continue  # the provider echoes other people's cursors: ignore them
+            if entry.state is not None and len(encode_awareness([entry])) > maximum:
+                refuse_code = "awareness_too_large"
+                break
+            known = room.awareness.get(entry.client_id)
+            if known is not None and entry.clock <= known.clock:
+                continue
+            if entry.state is not None:
+                entry.state["user"] = dict(connection.identity)
+            room.awareness[entry.client_id] = entry
+            room.pending_awareness[entry.client_id] = entry
+        else:
+            refuse_code = None
+    if refuse_code:
+        return _refuse_translated(connection, request.namespace, refuse_code)
+    ensure_flusher(room)
+
+
+# --- Group commit, broadcast, compaction -----------------------------------------------
+
+
+def ensure_flusher(room: Room) -> None:
+    """Start the room's flusher unless it runs already."""
+    with room.lock:
+        if room.flusher_running:
+            return
+        room.flusher_running = True
+    socketio.start_background_task(flush_loop, current_app._get_current_object(), room)
+
+
+def flush_loop(app, room: Room) -> None:
+    """Commit and broadcast a room's pending updates window by window; compact when idle."""
+    window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
+    idle = app.config["LIVE_COMPACT_AFTER_IDLE_SECONDS"]
+    longest = app.config["LIVE_COMPACT_AT_LEAST_EVERY_SECONDS"]
+    try:
+        while True:
+            socketio.sleep(window)
+            with app.app_context():
+                flushed = flush(room)
+                now = time.monotonic()
+                quiet = now - room.last_update_at >= idle
+                overdue = now - room.last_compaction_at >= longest
+                if room.needs_compaction and (quiet or overdue or not room.sids):
+                    compact(app, room)
+                with room.lock:
+                    if not flushed and not room.pending_updates and not room.pending_awareness:
+                        if not room.needs_compaction:
+                            room.flusher_running = False
+                            if not room.sids:
+                                live_registry = app.extensions.get("cop_live_notes")
+                                if live_registry is not None:
+                                    live_registry.rooms.pop(room.note_id, None)
+                            return
+    except BaseException:
+        with room.lock:
+            room.flusher_running = False
+        log.exception("the flusher of note %s stopped", room.note_id)
+        raise
+
+
+def flush(room: Room) -> bool:
+    """Commit the pending updates in one transaction, then broadcast them merged, once."""
+    with room.lock:
+        updates, room.pending_updates = room.pending_updates, []
+        awareness, room.pending_awareness = room.pending_awareness, {}
+    if updates:
+        try:
+            last_seq = services.append_updates(room.note_id, [(u, user) for u, user, _ in updates])
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("could not log %d updates of note %s", len(updates), room.note_id)
+            # The cache holds what the database does not: rebuild it, and ask every client
+            # for what the server lacks so their edits come back to be logged.
+            reset(room)
+            return True
+        with room.lock:
+            room.applied_seq = max(room.applied_seq, last_seq)
+            room.needs_compaction = True
+        merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
+        senders = {sid for _, _, sid in updates}
+        skip = senders.pop() if len(senders) == 1 else None
+        socketio.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
+    if awareness:
+        socketio.emit(
+            "awareness-update", encode_awareness(list(awareness.values())), namespace=room.namespace
+        )
+    return bool(updates or awareness)
+
+
+def reset(room: Room) -> None:
+    """Rebuild the room's cache from the database and resync every client of this process."""
+    with room.lock:
+        room.doc = Doc()
+        room.text = room.doc.get(services.TEXT_NAME, type=Text)
+        room.applied_seq = -1
+    room.catch_up()
+    with room.lock:
+        state_vector = room.doc.get_state()
+        sids = list(room.sids)
+    app = current_app._get_current_object()
+    for sid in sids:
+
+        def receive_missing(update=None, sid=sid):
+            with app.app_context():
+                if isinstance(update, (bytes, bytearray)):
+                    accept_update(sid, room.namespace, bytes(update))
+
+        socketio.emit(
+            "sync-step-1", state_vector, to=sid, namespace=room.namespace, callback=receive_missing
+        )
+
+
+def compact(app, room: Room) -> None:
+    """Merge the note's log into its state and text (and keep a version after a burst)."""
+    try:
+        services.compact_note(room.note_id)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not compact note %s", room.note_id)
+        return
+    room.needs_compaction = False
+    room.last_compaction_at = time.monotonic()
+
+
+def flush_everything(app) -> None:
+    """Commit and compact every room of this process (at shutdown)."""
+    registry = app.extensions.get("cop_live_notes")
+    if registry is None:
+        return
+    with app.app_context():
+        for room in list(registry.rooms.values()):
+            flush(room)
+            compact(app, room)

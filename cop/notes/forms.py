@@ -1,0 +1,14 @@
+"""Note forms."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from cop.auth.models import NAME_MAX
+
+
+class NoteForm(FlaskForm):
+    """Name a new note."""
+
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=NAME_MAX)])

@@ -1,0 +1,143 @@
+"""Note rules: creation, the update log, compaction, versions."""
+
+from datetime import timedelta
+
+from pycrdt import Doc, Text, merge_updates
+from sqlalchemy import delete, select
+
+from cop.auth.models import User
+from cop.communities.models import Community
+from cop.core.time import utcnow
+from cop.extensions import db
+from cop.notes.models import Note, NoteOwnerKind, NoteUpdate, NoteVersion
+
+# The name of the Y.Text holding a note's markdown (the browser binds CodeMirror to it).
+TEXT_NAME = "markdown"
+# An automatic version is kept after a burst of activity, at most this often.
+AUTOMATIC_VERSION_INTERVAL = timedelta(minutes=3)
+
+
+def create_note(actor: User, community: Community, title: str) -> Note:
+    """Create a free-standing community note."""
+    note = Note(
+        community=community,
+        owner_kind=NoteOwnerKind.COMMUNITY,
+        title=title.strip(),
+        created_by=actor,
+    )
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+def notes_of(community: Community) -> list[Note]:
+    """Return the community's own notes, most recently active first."""
+    return list(
+        db.session.scalars(
+            select(Note)
+            .filter_by(community_id=community.id, owner_kind=NoteOwnerKind.COMMUNITY)
+            .order_by(Note.last_activity_at.desc(), Note.id.desc())
+        )
+    )
+
+
+def note_in(community: Community, note_id: int) -> Note | None:
+    """Return the community's note with this id, or None."""
+    note = db.session.get(Note, note_id)
+    return note if note is not None and note.community_id == community.id else None
+
+
+def text_of_update(update: bytes) -> str:
+    """Return the markdown held by a Yjs update (a whole state or a merge of updates)."""
+    doc = Doc()
+    if update:
+        doc.apply_update(update)
+    return str(doc.get(TEXT_NAME, type=Text))
+
+
+def append_updates(note_id: int, updates: list[tuple[bytes, int | None]]) -> int:
+    """Append accepted updates (bytes, user id) to a note's log; return the last seq."""
+    rows = [
+        NoteUpdate(note_id=note_id, update=update, user_id=user_id) for update, user_id in updates
+    ]
+    db.session.add_all(rows)
+    note = db.session.get(Note, note_id)
+    note.last_activity_at = utcnow()
+    db.session.flush()
+    return rows[-1].seq
+
+
+def updates_since(note_id: int, seq: int) -> list[NoteUpdate]:
+    """Return the note's logged updates after `seq`, in order."""
+    return list(
+        db.session.scalars(
+            select(NoteUpdate)
+            .where(NoteUpdate.note_id == note_id, NoteUpdate.seq > seq)
+            .order_by(NoteUpdate.seq)
+        )
+    )
+
+
+def full_state(note: Note) -> tuple[bytes, int]:
+    """Return everything the database holds of a note as one update, and its last seq."""
+    rows = updates_since(note.id, note.state_seq)
+    parts = [note.state] if note.state else []
+    parts += [row.update for row in rows]
+    last_seq = rows[-1].seq if rows else note.state_seq
+    if not parts:
+        return b"", last_seq
+    return (merge_updates(*parts) if len(parts) > 1 else parts[0]), last_seq
+
+
+def compact_note(note_id: int) -> Note | None:
+    """Merge a note's logged updates into its state and refresh its text.
+
+    The note row is locked (PostgreSQL) so that two processes cannot compact the same note
+    at once; updates logged meanwhile by others stay in the log for the next compaction.
+    """
+    note = db.session.scalar(select(Note).where(Note.id == note_id).with_for_update())
+    if note is None:
+        return None
+    rows = updates_since(note.id, note.state_seq)
+    if not rows:
+        return note
+    note.unversioned_contributors = sorted(
+        set(note.unversioned_contributors or []) | {row.user_id for row in rows if row.user_id}
+    )
+    parts = ([note.state] if note.state else []) + [row.update for row in rows]
+    note.state = merge_updates(*parts) if len(parts) > 1 else parts[0]
+    note.state_seq = rows[-1].seq
+    note.text = text_of_update(note.state)
+    db.session.execute(
+        delete(NoteUpdate).where(NoteUpdate.note_id == note.id, NoteUpdate.seq <= note.state_seq)
+    )
+    latest = latest_version(note)
+    if latest is None or utcnow() - latest.created_at >= AUTOMATIC_VERSION_INTERVAL:
+        save_version(note, label=None, actor=None)
+    db.session.flush()
+    return note
+
+
+def latest_version(note: Note) -> NoteVersion | None:
+    """Return the note's most recent version, or None."""
+    return db.session.scalar(
+        select(NoteVersion).filter_by(note_id=note.id).order_by(NoteVersion.id.desc()).limit(1)
+    )
+
+
+def save_version(note: Note, label: str | None, actor: User | None) -> NoteVersion | None:
+    """Keep the note's current text as a version; None when nothing changed since the last."""
+    latest = latest_version(note)
+    if latest is not None and latest.text == note.text and label is None:
+        return None
+    version = NoteVersion(
+        note_id=note.id,
+        label=label.strip() if label else None,
+        text=note.text,
+        contributors=list(note.unversioned_contributors or []),
+        created_by_id=actor.id if actor else None,
+    )
+    note.unversioned_contributors = []
+    db.session.add(version)
+    db.session.flush()
+    return version

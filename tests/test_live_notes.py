@@ -1,0 +1,235 @@
+"""Live notes against a real server: sync, persistence before broadcast, rights, limits."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from pycrdt import Doc, Map, Text
+from sqlalchemy import func, select
+
+from cop import ROOT
+from cop.communities.models import Community, Role
+from cop.extensions import db
+from cop.notes import services
+from cop.notes.models import Note, NoteUpdate
+from tests.conftest import PASSWORD
+from tests.live_client import YClient, login_cookie, wait_for
+from tests.test_server import ServerProcess, free_port, server_environment, start_server  # noqa: F401
+
+
+class LiveWorld:
+    """A community with one member per role, a note, and a real server serving it."""
+
+    def __init__(self, app, make, start_server):
+        self.app = app
+        self.slug = make.community()
+        self.users = {role: make.member(self.slug, role) for role in Role}
+        self.outsider = make.user()
+        with app.app_context():
+            community = db.session.scalar(select(Community).filter_by(slug=self.slug))
+            self.note_id = services.create_note(None, community, "Live").id
+            db.session.commit()
+        self.make = make
+        self.start_server = start_server
+        self.database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+        self.server = self.start()
+
+    def start(self, **extra) -> ServerProcess:
+        """Start a server on the test database and wait until it answers."""
+        port = free_port()
+        environment = server_environment(self.database_url, port, **extra)
+        server = self.start_server([str(ROOT / "wsgi.py")], environment)
+        server.wait_until_healthy()
+        return server
+
+    def cookie(self, role_or_user) -> str:
+        """Log a member in (by role, or a user id) and return their cookie."""
+        user_id = self.users[role_or_user] if isinstance(role_or_user, Role) else role_or_user
+        return login_cookie(self.server.url, self.make.email_of(user_id), PASSWORD)
+
+    def client(self, role=Role.PARTICIPANT, **options) -> YClient:
+        """Connect a Yjs client for a member of that role."""
+        return YClient(self.server.url, self.note_id, self.cookie(role), **options)
+
+    def stored(self) -> tuple[bytes, list[bytes], str]:
+        """Return the note's state, its logged updates and its text, as the database holds them."""
+        with self.app.app_context():
+            note = db.session.get(Note, self.note_id)
+            updates = db.session.scalars(
+                select(NoteUpdate.update).filter_by(note_id=self.note_id).order_by(NoteUpdate.seq)
+            ).all()
+            return note.state, list(updates), note.text
+
+    def stored_text(self) -> str:
+        """Return the text of everything the database holds (state plus log)."""
+        with self.app.app_context():
+            update, _seq = services.full_state(db.session.get(Note, self.note_id))
+            return services.text_of_update(update)
+
+
+@pytest.fixture
+def world(app, make, start_server):
+    world = LiveWorld(app, make, start_server)
+    yield world
+
+
+def test_two_clients_converge_after_concurrent_edits_at_the_same_place(world):
+    alice, bob = world.client(Role.PARTICIPANT), world.client(Role.EDITOR)
+    alice.insert(0, "Hello")
+    wait_for(lambda: bob.value() == "Hello", message="bob sees alice's text")
+    alice.insert(5, " from Alice")
+    bob.insert(5, " from Bob")
+    wait_for(
+        lambda: alice.value() == bob.value() and len(alice.value()) == 25, message="convergence"
+    )
+    assert "from Alice" in alice.value() and "from Bob" in alice.value()
+    wait_for(lambda: world.stored_text() == alice.value(), message="the database holds it all")
+    alice.close(), bob.close()
+
+
+def test_an_update_is_logged_before_anyone_receives_it(world):
+    alice, bob = world.client(), world.client()
+    alice.insert(0, "persisted first")
+    wait_for(lambda: bob.value() == "persisted first")
+    # Bob has it, so the database must hold it already (no compaction needed to see it).
+    assert world.stored_text() == "persisted first"
+    alice.close(), bob.close()
+
+
+def test_a_late_joiner_and_a_reconnecting_client_lose_nothing(world):
+    alice = world.client()
+    alice.insert(0, "one ")
+    bob = world.client()
+    wait_for(lambda: bob.value() == "one ")
+    bob.close()
+    alice.insert(4, "two ")
+    # Bob edits offline, then comes back with the same document.
+    offline_doc = bob.doc
+    bob_text = offline_doc.get("markdown", type=Text)
+    bob_text.insert(0, "zero ")
+    again = world.client()
+    with again.lock:
+        again.doc.apply_update(offline_doc.get_update())
+    again.send(offline_doc.get_update())
+    wait_for(lambda: alice.value() == again.value() == "zero one two ", message="merge")
+    late = world.client()
+    assert late.value() == "zero one two "
+    for client in (alice, again, late):
+        client.close()
+
+
+def test_the_text_snapshot_follows_within_seconds(world):
+    alice = world.client()
+    alice.insert(0, "# Minutes\n\n- a point")
+    wait_for(lambda: world.stored()[2] == "# Minutes\n\n- a point", message="compaction")
+    state, log, _text = world.stored()
+    assert log == [] and services.text_of_update(state) == "# Minutes\n\n- a point"
+    alice.close()
+
+
+def test_a_server_killed_and_restarted_loses_nothing_acknowledged(world):
+    alice = world.client()
+    alice.insert(0, "before the crash")
+    bob = world.client()
+    wait_for(lambda: bob.value() == "before the crash")
+    alice.close(), bob.close()
+    world.server.process.send_signal(signal.SIGKILL)
+    world.server.process.wait(timeout=10)
+    world.server = world.start()
+    carol = world.client()
+    assert carol.value() == "before the crash"
+    carol.close()
+
+
+def connect_refused(world, **options) -> bool:
+    import socketio
+
+    try:
+        YClient(world.server.url, world.note_id, **options)
+    except socketio.exceptions.ConnectionError:
+        return True
+    return False
+
+
+def test_refused_connections(world):
+    before = world.stored()
+    assert connect_refused(world)  # not logged in
+    assert connect_refused(world, cookie=world.cookie(world.outsider))  # not a member
+    assert connect_refused(
+        world, cookie=world.cookie(Role.PARTICIPANT), headers={"Origin": "https://evil.example"}
+    )
+    assert world.stored() == before
+
+
+def test_an_api_token_in_auth_opens_a_note(world):
+    from cop.auth.models import User
+    from cop.auth.services import create_api_token
+
+    with world.app.app_context():
+        _token, secret = create_api_token(db.session.get(User, world.users[Role.EDITOR]), "bot")
+        db.session.commit()
+    bot = YClient(world.server.url, world.note_id, auth={"token": secret})
+    bot.insert(0, "from a program")
+    wait_for(lambda: world.stored_text() == "from a program")
+    bot.close()
+    assert connect_refused(world, auth={"token": "cop_not-a-token"})
+
+
+def foreign_root_update() -> bytes:
+    doc = Doc()
+    doc.get("other", type=Map)["key"] = "value"
+    return doc.get_update()
+
+
+@pytest.mark.parametrize(
+    ("role", "payload", "code"),
+    [
+        (Role.OBSERVER, "text", "read_only"),
+        (Role.PARTICIPANT, os.urandom(64), "malformed_update"),
+        (Role.PARTICIPANT, b"\x01\x01", "malformed_update"),
+        (Role.PARTICIPANT, "not bytes", "malformed_update"),
+        (Role.PARTICIPANT, "foreign", "wrong_type"),
+        (Role.PARTICIPANT, "huge", "update_too_large"),
+    ],
+)
+def test_refused_updates_leave_the_note_untouched(world, role, payload, code):
+    writer = world.client(Role.PARTICIPANT)
+    writer.insert(0, "kept")
+    wait_for(lambda: world.stored_text() == "kept")
+    before = world.stored()
+    watcher = world.client(Role.EDITOR)
+    client = world.client(role)
+    if payload == "text":
+        payload = Doc().get_update()  # replaced below by a real edit
+        client.insert(0, "observer was here")
+    elif payload == "foreign":
+        client.send(foreign_root_update())
+    elif payload == "huge":
+        doc = Doc()
+        doc.get("markdown", type=Text).insert(0, "x" * (300 * 1024))
+        client.send(doc.get_update())
+    else:
+        client.send(payload)
+    wait_for(lambda: client.errors, message="an error event")
+    assert client.errors[0]["error"] == code and client.errors[0]["message"]
+    assert world.stored() == before
+    assert watcher.value() == "kept" and not watcher.errors
+    # The room still works for everyone else.
+    writer.insert(4, "!")
+    wait_for(lambda: watcher.value() == "kept!")
+    for each in (writer, watcher, client):
+        each.close()
+
+
+def test_a_flood_is_cut_and_nothing_half_written(world):
+    flooder = world.client()
+    for index in range(300):
+        flooder.insert(index, "x")
+    wait_for(lambda: flooder.errors, message="a rate limit error")
+    assert flooder.errors[0]["error"] == "rate_limited"
+    flooder.close()
+    # What was accepted is whole: the stored text is a run of x, each logged update intact.
+    text = world.stored_text()
+    assert set(text) <= {"x"} and 0 < len(text) < 300
