@@ -2,12 +2,10 @@
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 from pycrdt import Doc, Map, Text
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cop import ROOT
 from cop.communities.models import Community, Role
@@ -22,7 +20,7 @@ from tests.test_server import ServerProcess, free_port, server_environment, star
 class LiveWorld:
     """A community with one member per role, a note, and a real server serving it."""
 
-    def __init__(self, app, make, start_server):
+    def __init__(self, app, make, start_server):  # noqa: F811 - the fixture, passed on
         self.app = app
         self.slug = make.community()
         self.users = {role: make.member(self.slug, role) for role in Role}
@@ -70,7 +68,7 @@ class LiveWorld:
 
 
 @pytest.fixture
-def world(app, make, start_server):
+def world(app, make, start_server):  # noqa: F811 - the fixture imported above
     world = LiveWorld(app, make, start_server)
     yield world
 
