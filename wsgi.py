@@ -9,6 +9,7 @@ and builds `app` only when it is first asked for (`flask --app wsgi`, `gunicorn 
 """
 
 import os
+import signal
 import warnings
 
 # eventlet 0.41 announces its deprecation on import; cop keeps it as its default async mode
@@ -49,16 +50,46 @@ def patch_async_library(mode: str, *, green_database_driver: bool = True) -> Non
 
 
 def serve(app, host: str, port: int) -> None:
-    """Serve `app` and its Socket.IO endpoint on host:port until interrupted."""
+    """Serve `app` and its Socket.IO endpoint on host:port until interrupted or terminated."""
     from cop.extensions import socketio
+    from cop.live.notes import flush_everything
 
+    def terminate(_signum, _frame):
+        # Live notes log every accepted change before broadcasting it; on SIGTERM, also
+        # commit what waits in the group-commit window and compact every open note.
+        flush_everything(app)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     mode = socketio.server.eio.async_mode
     print(f" * cop serving on http://{host}:{port}/ ({mode})", flush=True)
+    if mode == "eventlet":
+        serve_with_eventlet(app, host, port)
+        return
     # The threading mode runs Werkzeug's development server: fine for comparing modes and
     # debugging, which is the only reason to choose it.
     socketio.run(
         app, host=host, port=port, log_output=True, allow_unsafe_werkzeug=mode == "threading"
     )
+
+
+def serve_with_eventlet(app, host: str, port: int) -> None:
+    """Run eventlet's WSGI server as Flask-SocketIO does, with TCP_NODELAY on every socket.
+
+    A binary Socket.IO event leaves as two WebSocket frames; with Nagle's algorithm the
+    second waits for the first's acknowledgement, about 40 ms on every delivery (DESIGN.md,
+    "Measured pitfalls"). Accepted sockets inherit the option from the listening socket.
+    `socketio.run()` has no setting for it.
+    """
+    import socket
+
+    import eventlet
+    import eventlet.wsgi
+
+    address = eventlet.green.socket.getaddrinfo(host, port)[0]
+    listener = eventlet.listen(address[4], address[0])
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    eventlet.wsgi.server(listener, app, log_output=True)
 
 
 def main() -> None:

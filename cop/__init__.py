@@ -87,10 +87,12 @@ def register_login(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     """Give templates the locale, translated labels and date formatting."""
     from cop.core import labels
+    from cop.core.csp import csp_nonce
     from cop.core.formatting import country_name, local_datetime
 
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(select_locale()),
+        csp_nonce=csp_nonce,
         role_label=labels.role_label,
         organisation_kind_label=labels.organisation_kind_label,
         country_name=country_name,
@@ -187,10 +189,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 def register_security_headers(app: Flask) -> None:
     """Send the security headers on every response."""
+    from cop.core.csp import widen
 
     @app.after_request
     def add_security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy", widen(CONTENT_SECURITY_POLICY))
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"

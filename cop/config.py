@@ -81,9 +81,10 @@ class Config:
 
     # Live notes (docs/live-protocol.md).
     LIVE_MAX_UPDATE_BYTES = int(os.environ.get("LIVE_MAX_UPDATE_BYTES", 256 * 1024))
-    LIVE_MAX_NOTE_CHARACTERS = int(os.environ.get("LIVE_MAX_NOTE_CHARACTERS", 1024 * 1024))
+    LIVE_MAX_NOTE_BYTES = int(os.environ.get("LIVE_MAX_NOTE_BYTES", 1024 * 1024))  # UTF-8
     LIVE_MAX_AWARENESS_BYTES = int(os.environ.get("LIVE_MAX_AWARENESS_BYTES", 4 * 1024))
     LIVE_MAX_UPDATES_PER_SECOND = int(os.environ.get("LIVE_MAX_UPDATES_PER_SECOND", 100))
+    LIVE_RIGHTS_CHECK_SECONDS = float(os.environ.get("LIVE_RIGHTS_CHECK_SECONDS", 2))
     LIVE_GROUP_COMMIT_SECONDS = float(os.environ.get("LIVE_GROUP_COMMIT_SECONDS", 0.005))
     LIVE_COMPACT_AFTER_IDLE_SECONDS = float(os.environ.get("LIVE_COMPACT_AFTER_IDLE_SECONDS", 2))
     LIVE_COMPACT_AT_LEAST_EVERY_SECONDS = float(

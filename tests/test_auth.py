@@ -456,3 +456,19 @@ def test_the_last_host_cannot_delete_their_account(client, auth, make, app):
     assert "last host" in response.get_data(as_text=True)
     with app.app_context():
         assert not db.session.get(User, host).is_deleted
+
+
+def test_a_logged_out_session_cookie_replayed_logs_nobody_in(app, make):
+    user_id = make.user()
+    browser = app.test_client()
+    browser.post("/login", data={"email": make.email_of(user_id), "password": PASSWORD})
+    stolen = browser.get_cookie("session", domain="cop.test").value
+    assert browser.get("/account").status_code == 200
+    browser.post("/logout")
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/account").status_code == 302
+    # Another browser of the same person stays logged in.
+    other = app.test_client()
+    other.post("/login", data={"email": make.email_of(user_id), "password": PASSWORD})
+    assert other.get("/account").status_code == 200

@@ -436,3 +436,31 @@ def test_facilitators_do_not_see_links_for_roles_they_may_not_hand_out(client, a
     auth.login(facilitator)
     page = client.get(f"/c/{slug}/invitations").get_data(as_text=True)
     assert observer_token in page and editor_token not in page
+
+
+def test_members_create_notes_listed_newest_activity_first(client, auth, make, app):
+    from datetime import timedelta
+
+    from cop.notes.models import Note
+
+    host = make.user()
+    slug = make.community(host_id=host)
+    participant = make.member(slug, Role.PARTICIPANT)
+    auth.login(participant)
+    assert client.post(f"/c/{slug}/notes", data={"title": "First"}).status_code == 302
+    assert client.post(f"/c/{slug}/notes", data={"title": "Second"}).status_code == 302
+    assert client.post(f"/c/{slug}/notes", data={"title": ""}).status_code == 303
+    assert client.post(f"/c/{slug}/notes", data={"title": "t" * 201}).status_code == 303
+    with app.app_context():
+        first = db.session.scalar(db.select(Note).filter_by(title="First"))
+        first.last_activity_at += timedelta(minutes=5)
+        db.session.commit()
+        assert db.session.scalar(db.select(db.func.count()).select_from(Note)) == 2
+    page = client.get(f"/c/{slug}").get_data(as_text=True)
+    assert page.index(">First<") < page.index(">Second<")
+    observer = make.member(slug, Role.OBSERVER)
+    auth.logout()
+    auth.login(observer)
+    page = client.get(f"/c/{slug}").get_data(as_text=True)
+    assert ">First<" in page and "Create the note" not in page
+    assert client.post(f"/c/{slug}/notes", data={"title": "Nope"}).status_code == 403

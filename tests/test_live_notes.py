@@ -20,7 +20,7 @@ from tests.test_server import ServerProcess, free_port, server_environment, star
 class LiveWorld:
     """A community with one member per role, a note, and a real server serving it."""
 
-    def __init__(self, app, make, start_server):  # noqa: F811 - the fixture, passed on
+    def __init__(self, app, make, start_server, **extra: str):  # noqa: F811 - the fixture
         self.app = app
         self.slug = make.community()
         self.users = {role: make.member(self.slug, role) for role in Role}
@@ -32,12 +32,13 @@ class LiveWorld:
         self.make = make
         self.start_server = start_server
         self.database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+        self.extra = extra  # the environment of every server of this world (e.g. REDIS_URL)
         self.server = self.start()
 
     def start(self, **extra) -> ServerProcess:
         """Start a server on the test database and wait until it answers."""
         port = free_port()
-        environment = server_environment(self.database_url, port, **extra)
+        environment = server_environment(self.database_url, port, **(self.extra | extra))
         server = self.start_server([str(ROOT / "wsgi.py")], environment)
         server.wait_until_healthy()
         return server
@@ -47,9 +48,10 @@ class LiveWorld:
         user_id = self.users[role_or_user] if isinstance(role_or_user, Role) else role_or_user
         return login_cookie(self.server.url, self.make.email_of(user_id), PASSWORD)
 
-    def client(self, role=Role.PARTICIPANT, **options) -> YClient:
-        """Connect a Yjs client for a member of that role."""
-        return YClient(self.server.url, self.note_id, self.cookie(role), **options)
+    def client(self, role=Role.PARTICIPANT, server=None, **options) -> YClient:
+        """Connect a Yjs client for a member of that role (to `server`, default the first)."""
+        url = (server or self.server).url
+        return YClient(url, self.note_id, self.cookie(role), **options)
 
     def stored(self) -> tuple[bytes, list[bytes], str]:
         """Return the note's state, its logged updates and its text, as the database holds them."""
@@ -231,3 +233,78 @@ def test_a_flood_is_cut_and_nothing_half_written(world):
     # What was accepted is whole: the stored text is a run of x, each logged update intact.
     text = world.stored_text()
     assert set(text) <= {"x"} and 0 < len(text) < 300
+
+
+def test_sigterm_commits_and_compacts_what_is_open(world):
+    # A server that would not compact by itself for ten minutes: only SIGTERM can.
+    world.server.stop()
+    world.server = world.start(
+        LIVE_COMPACT_AFTER_IDLE_SECONDS="600", LIVE_COMPACT_AT_LEAST_EVERY_SECONDS="600"
+    )
+    alice = world.client()
+    alice.insert(0, "said just before the end")
+    wait_for(lambda: world.stored_text() == "said just before the end")
+    world.server.process.send_signal(signal.SIGTERM)
+    world.server.process.wait(timeout=20)
+    state, log, text = world.stored()
+    assert log == [] and text == "said just before the end"  # alice is still connected
+    assert services.text_of_update(state) == text
+
+
+def test_logging_out_or_leaving_closes_the_live_sockets(world):
+    import re
+
+    import requests
+
+    browser = requests.Session()
+    page = browser.get(f"{world.server.url}/login", timeout=20).text
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    email = world.make.email_of(world.users[Role.PARTICIPANT])
+    browser.post(
+        f"{world.server.url}/login",
+        data={"csrf_token": token, "email": email, "password": PASSWORD},
+        timeout=20,
+    )
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    leaver = YClient(world.server.url, world.note_id, cookie)
+    removed = world.client(Role.EDITOR)
+    stays = world.client(Role.FACILITATOR)
+    # Logging out with the same browser session ends its socket...
+    page = browser.get(f"{world.server.url}/account", timeout=20).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = browser.post(
+        f"{world.server.url}/logout", data={"csrf_token": token}, allow_redirects=False, timeout=20
+    )
+    assert response.status_code == 302
+    # ...and so does losing one's membership.
+    with world.app.app_context():
+        from cop.communities.models import Membership
+
+        db.session.delete(
+            db.session.scalar(select(Membership).filter_by(user_id=world.users[Role.EDITOR]))
+        )
+        db.session.commit()
+    wait_for(lambda: not leaver.sio.connected and not removed.sio.connected, message="closing")
+    assert stays.sio.connected
+    # The logged-out cookie no longer opens anything, even replayed.
+    assert connect_refused(world, cookie=cookie)
+    stays.close()
+
+
+def test_a_member_made_observer_can_no_longer_write(world):
+    writer = world.client(Role.PARTICIPANT)
+    with world.app.app_context():
+        from cop.communities.models import Membership
+
+        membership = db.session.scalar(
+            select(Membership).filter_by(user_id=world.users[Role.PARTICIPANT])
+        )
+        membership.role = Role.OBSERVER
+        db.session.commit()
+
+    def refused_now():
+        writer.insert(0, "x")
+        return any(error["error"] == "read_only" for error in writer.errors)
+
+    wait_for(refused_now, message="the new role to apply")
+    writer.close()

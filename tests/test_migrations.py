@@ -106,3 +106,18 @@ def test_downgrade_to_base_removes_every_table(empty_database):
     assert cop_tables_in_database() == set()
     with db.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() is None
+
+
+def test_note_update_seqs_are_never_reused_on_sqlite(tmp_path):
+    """Autogenerate cannot see AUTOINCREMENT; without it SQLite reuses compacted seqs."""
+    config = config_for_tests(tmp_path)
+    config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    app = create_app(config)
+    with app.app_context():
+        command.upgrade(alembic_config(), "head")
+        with db.engine.connect() as connection:
+            sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'note_update'"
+            ).scalar_one()
+        db.engine.dispose()
+    assert "AUTOINCREMENT" in sql

@@ -20,7 +20,7 @@ from cop.communities.models import (
 )
 from cop.core.time import utcnow
 from cop.extensions import db
-from cop.notes.models import Note, NoteOwnerKind
+from cop.notes.models import Note, NoteOwnerKind, NoteVersion
 from tests.conftest import PASSWORD
 
 PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
@@ -105,6 +105,38 @@ ROUTES = {
     ),
     "notes.create": ("POST", "/c/{slug}/notes", {"title": "A new note"}, "write_notes"),
     "notes.show": ("GET", "/c/{slug}/notes/{note_id}", None, "see_members_area"),
+    "notes.preview": (
+        "POST",
+        "/c/{slug}/notes/{note_id}/preview",
+        {"text": "# Preview"},
+        "see_members_area",
+    ),
+    "notes.history": ("GET", "/c/{slug}/notes/{note_id}/history", None, "see_members_area"),
+    "notes.save_version": (
+        "POST",
+        "/c/{slug}/notes/{note_id}/versions",
+        {"label": "mine"},
+        "write_notes",
+    ),
+    "notes.version": (
+        "GET",
+        "/c/{slug}/notes/{note_id}/versions/{version_id}",
+        None,
+        "see_members_area",
+    ),
+    "notes.compare": (
+        "GET",
+        "/c/{slug}/notes/{note_id}/compare?from={version_id}",
+        None,
+        "see_members_area",
+    ),
+    "notes.restore_version": (
+        "POST",
+        "/c/{slug}/notes/{note_id}/versions/{version_id}/restore",
+        None,
+        "write_notes",
+    ),
+    "notes.export": ("GET", "/c/{slug}/notes/{note_id}/export.md", None, "see_members_area"),
     "api.me": ("GET", "/api/v1/me", None, "logged_in"),
     "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
     "api.create_community": (
@@ -158,6 +190,26 @@ ROUTES = {
         "/api/v1/communities/{slug}/invitations/{invitation_id}",
         None,
         "invite",
+    ),
+    "api.list_notes": ("GET", "/api/v1/communities/{slug}/notes", None, "see_members_area"),
+    "api.create_note": (
+        "POST",
+        "/api/v1/communities/{slug}/notes",
+        {"title": "From the API"},
+        "write_notes",
+    ),
+    "api.show_note": ("GET", "/api/v1/notes/{note_id}", None, "see_members_area"),
+    "api.list_note_versions": (
+        "GET",
+        "/api/v1/notes/{note_id}/versions",
+        None,
+        "see_members_area",
+    ),
+    "api.show_note_version": (
+        "GET",
+        "/api/v1/notes/{note_id}/versions/{version_id}",
+        None,
+        "see_members_area",
     ),
     "api.list_organisations": ("GET", "/api/v1/organisations", None, "logged_in"),
     "api.show_organisation": (
@@ -247,7 +299,8 @@ def build_world(app, visibility: str, principal: str) -> dict:
         )
         organisation = Organisation(name="Walkers", kind=OrganisationKind.NGO)
         note = Note(community=community, owner_kind=NoteOwnerKind.COMMUNITY, title="Walk notes")
-        db.session.add(note)
+        version = NoteVersion(note=note, text="An older text", contributors=[])
+        db.session.add_all([note, version])
         db.session.add_all([target, invitation, organisation])
         db.session.flush()
         owner = users["target"] if principal == "anonymous" else users[principal]
@@ -260,6 +313,7 @@ def build_world(app, visibility: str, principal: str) -> dict:
             "invitation_token": invitation.token,
             "organisation_id": organisation.id,
             "note_id": note.id,
+            "version_id": version.id,
             "own_token_id": own_token_id,
             "reset_token": auth_services.make_password_reset_token(users["target"]),
         }

@@ -218,3 +218,38 @@ class CreateInvitationSchema(InputSchema):
         load_default=INVITATION_USES_DEFAULT,
         validate=validate.Range(min=INVITATION_USES_MIN, max=INVITATION_USES_MAX),
     )
+
+
+# --- Notes -----------------------------------------------------------------------------
+
+
+class NoteSummarySchema(Schema):
+    """A note in a list, without its text."""
+
+    id = fields.Integer()
+    title = fields.String()
+    community = fields.Function(lambda note: note.community.slug)
+    is_locked = fields.Boolean()
+    created_at = UtcDateTime()
+    last_activity_at = UtcDateTime()
+    url = fields.Function(
+        lambda note: url_for(
+            "notes.show", slug=note.community.slug, note_id=note.id, _external=True
+        )
+    )
+
+
+class NoteVersionSchema(Schema):
+    """A version of a note; `text` only when asked for one version."""
+
+    id = fields.Integer()
+    label = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+    contributors = fields.List(fields.Integer())
+    text = fields.String()
+
+
+class CreateNoteSchema(InputSchema):
+    """`POST /communities/<slug>/notes`."""
+
+    title = _name(required=True)

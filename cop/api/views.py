@@ -22,8 +22,10 @@ from cop.core.permissions import (
     community_or_abort,
     invitation_or_abort,
     invitations_managed_by,
+    note_by_id_or_abort,
 )
 from cop.extensions import csrf, db
+from cop.notes import services as note_services
 
 bp = Blueprint("api", __name__)
 # The global check would refuse token clients, which hold no session; `check_request` asks
@@ -304,3 +306,51 @@ def create_organisation():
         schemas.OrganisationSchema().dump(organisation),
         url_for(".show_organisation", organisation_id=organisation.id),
     )
+
+
+# --- Notes -----------------------------------------------------------------------------
+
+
+@bp.get("/communities/<slug>/notes")
+def list_notes(slug: str):
+    """List a community's notes, most recently active first."""
+    community, _membership = community_or_abort(slug, Action.VIEW_MEMBERS_AREA)
+    notes = note_services.notes_of(community)
+    return {"notes": schemas.NoteSummarySchema(many=True).dump(notes)}
+
+
+@bp.post("/communities/<slug>/notes")
+def create_note(slug: str):
+    """Create a community note; the answer carries its id."""
+    community, _membership = community_or_abort(slug, Action.WRITE_NOTES)
+    data = _load(schemas.CreateNoteSchema())
+    note = note_services.create_note(_actor(), community, data["title"])
+    db.session.commit()
+    return _created(_note_body(note), url_for(".show_note", note_id=note.id))
+
+
+def _note_body(note) -> dict:
+    """Dump a note with its current text (the log included, not only the last snapshot)."""
+    return schemas.NoteSummarySchema().dump(note) | {"text": note_services.current_text(note)}
+
+
+@bp.get("/notes/<int:note_id>")
+def show_note(note_id: int):
+    """Show a note with its current markdown."""
+    return _note_body(note_by_id_or_abort(note_id))
+
+
+@bp.get("/notes/<int:note_id>/versions")
+def list_note_versions(note_id: int):
+    """List a note's versions, newest first, without their text."""
+    note = note_by_id_or_abort(note_id)
+    versions = note_services.versions_of(note)
+    return {"versions": schemas.NoteVersionSchema(many=True, exclude=("text",)).dump(versions)}
+
+
+@bp.get("/notes/<int:note_id>/versions/<int:version_id>")
+def show_note_version(note_id: int, version_id: int):
+    """Show one version of a note, with its text."""
+    note = note_by_id_or_abort(note_id)
+    version = note_services.version_of(note, version_id) or abort(404)
+    return schemas.NoteVersionSchema().dump(version)

@@ -56,6 +56,17 @@ class User(UserMixin, db.Model):
         return f"<User {self.id} {self.email}>"
 
 
+class EndedLogin(db.Model):
+    """A browser session that logged out: its cookie, even replayed, no longer logs anyone in.
+
+    Each login gets a random `login_id` in its session; live sockets opened with that
+    cookie are disconnected within seconds once it appears here.
+    """
+
+    login_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(db.Model):
     """A personal API token; only its SHA-256 digest is stored."""
 

@@ -5,11 +5,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, request
+from flask import current_app, request, session
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from cop.auth.models import ApiToken, User
+from cop.auth.models import ApiToken, EndedLogin, User
 from cop.core.errors import ConflictError
 from cop.core.time import utcnow
 from cop.extensions import db
@@ -105,14 +105,33 @@ def set_password(user: User, password: str) -> None:
 
 
 def load_user_from_session(session_id: str) -> User | None:
-    """Return the user a session cookie names, if its nonce is still current."""
+    """Return the user a session cookie names, if its nonce is current and it did not log out."""
     user_id, _sep, nonce = session_id.partition(":")
     if not user_id.isdigit():
         return None
     user = db.session.get(User, int(user_id))
     if user is None or user.is_deleted or not secrets.compare_digest(user.session_nonce, nonce):
         return None
+    if login_has_ended(session.get("login_id")):
+        return None
     return user
+
+
+def new_login_id() -> str:
+    """Return a fresh identifier for one browser session's login."""
+    return secrets.token_hex(16)
+
+
+def login_has_ended(login_id: str | None) -> bool:
+    """Tell whether the browser session with this login id logged out."""
+    return login_id is not None and db.session.get(EndedLogin, login_id) is not None
+
+
+def end_login(login_id: str | None) -> None:
+    """Record that a browser session logged out."""
+    if login_id and not login_has_ended(login_id):
+        db.session.add(EndedLogin(login_id=login_id))
+        db.session.flush()
 
 
 def _digest(token: str) -> str:

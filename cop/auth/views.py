@@ -52,6 +52,7 @@ def _start_session(user) -> None:
     session.clear()
     if locale:
         session["locale"] = locale
+    session["login_id"] = services.new_login_id()
     login_user(user)
 
 
@@ -96,7 +97,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Log out and clear the session."""
+    """Log out, end this session for good (its live sockets close too), and clear it."""
+    services.end_login(session.get("login_id"))
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are logged out."), "success")

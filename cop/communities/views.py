@@ -31,6 +31,7 @@ from cop.core.permissions import (
 )
 from cop.core.time import utcnow
 from cop.extensions import db
+from cop.notes.services import notes_of
 
 bp = Blueprint("communities", __name__)
 
@@ -102,6 +103,8 @@ def home(slug: str):
         community=community,
         membership=membership,
         members=members,
+        notes=notes_of(community) if show_members_area else [],
+        can_write_notes=can(current_user, community, Action.WRITE_NOTES),
         show_members_area=show_members_area,
         can_manage=can(current_user, community, Action.MANAGE_COMMUNITY),
         can_invite=can(current_user, community, Action.INVITE),

@@ -209,6 +209,17 @@ def can_write_note(user, note) -> bool:
     return note_verdict(user, note, write=True) is Verdict.ALLOWED
 
 
+def note_by_id_or_abort(note_id: int, write: bool = False):
+    """Load a note by id alone (the API) and check the current user may read (or write) it."""
+    from cop.notes.models import Note
+
+    note = db.session.get(Note, note_id)
+    if note is None:
+        abort(404)
+    enforce(note_verdict(current_user, note, write))
+    return note
+
+
 def note_or_abort(slug: str, note_id: int, write: bool = False):
     """Load a community's note and check the current user may read (or write) it."""
     from cop.notes.services import note_in

@@ -146,7 +146,7 @@ class UpdateSummary:
     content_kinds: set[str] = field(default_factory=set)
     has_parent_by_id: bool = False
     has_map_entries_on_root: bool = False
-    inserted_characters: int = 0
+    inserted_bytes: int = 0  # UTF-8 bytes of inserted text
 
 
 def summarise_update(update: bytes) -> UpdateSummary:
@@ -200,7 +200,12 @@ def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> None:
     elif kind == BINARY:
         reader.var_bytes()
     elif kind == STRING:
-        summary.inserted_characters += len(reader.var_string())
+        data = reader.var_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MalformedMessage("invalid UTF-8") from error
+        summary.inserted_bytes += len(data)
     elif kind == EMBED:
         reader.var_string()
     elif kind == FORMAT:

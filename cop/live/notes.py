@@ -15,13 +15,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import current_app, request
+from flask import current_app, request, session
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from pycrdt import Doc, Text, merge_updates
+from sqlalchemy import select, tuple_
 
+from cop.auth.models import EndedLogin, User
 from cop.auth.services import user_for_api_token
+from cop.communities.models import Membership
 from cop.core.permissions import Verdict, membership_of, note_verdict
 from cop.extensions import db, socketio
 from cop.live.encoding import (
@@ -60,7 +63,7 @@ def limits() -> dict:
     config = current_app.config
     return {
         "update": config["LIVE_MAX_UPDATE_BYTES"],
-        "text": config["LIVE_MAX_NOTE_CHARACTERS"],
+        "text": config["LIVE_MAX_NOTE_BYTES"],
         "awareness": config["LIVE_MAX_AWARENESS_BYTES"],
         "rate": config["LIVE_MAX_UPDATES_PER_SECOND"],
     }
@@ -76,6 +79,8 @@ class Connection:
     locale: str
     can_write: bool
     identity: dict
+    session_nonce: str | None = None  # the cookie's, for a socket opened with one
+    login_id: str | None = None
     client_id: int | None = None  # the awareness client id this socket speaks for
     allowance: float = 0.0
     allowance_at: float = field(default_factory=time.monotonic)
@@ -130,6 +135,7 @@ class LiveNotes:
         self.rooms: dict[int, Room] = {}
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
+        self.watching_rights = False
 
     def room(self, note_id: int) -> Room:
         """Return the room of a note, creating it on first use."""
@@ -171,7 +177,8 @@ def on_connect(auth=None):
     if not match:
         return False
     note = db.session.get(Note, int(match.group(1)))
-    user = current_user if current_user.is_authenticated else None
+    user = current_user._get_current_object() if current_user.is_authenticated else None
+    by_cookie = user is not None
     if user is None and isinstance(auth, dict) and isinstance(auth.get("token"), str):
         user = user_for_api_token(auth["token"])
         db.session.commit()
@@ -191,7 +198,10 @@ def on_connect(auth=None):
         can_write=can_write,
         identity=identity_of(user, membership),
         allowance=limits()["rate"],
+        session_nonce=user.session_nonce if by_cookie else None,
+        login_id=session.get("login_id") if by_cookie else None,
     )
+    watch_rights(registry)
     room = registry.room(note.id)
     room.catch_up()
     with room.lock:
@@ -322,7 +332,8 @@ def accept_update(sid: str, namespace: str, update: bytes) -> None:
         return _refuse_translated(connection, namespace, "wrong_type")
     room = registry.room(connection.note_id)
     with room.lock:
-        if len(room.text) + summary.inserted_characters > room_limits["text"]:
+        # pycrdt measures text in UTF-8 bytes, like the limit.
+        if len(room.text) + summary.inserted_bytes > room_limits["text"]:
             return _refuse_translated(connection, namespace, "note_too_large")
         try:
             room.doc.apply_update(update)
@@ -494,3 +505,97 @@ def flush_everything(app) -> None:
         for room in list(registry.rooms.values()):
             flush(room)
             compact(app, room)
+
+
+def broadcast_update(note_id: int, update: bytes) -> None:
+    """Send a change made outside the live protocol (a restored version) to every client.
+
+    The change is already committed to the note's log; this process's cache takes it too.
+    """
+    room = current_app.extensions.get("cop_live_notes", LiveNotes()).rooms.get(note_id)
+    if room is not None:
+        with room.lock:
+            room.doc.apply_update(update)
+        room.needs_compaction = True
+        ensure_flusher(room)
+    socketio.emit("sync-update", update, namespace=f"/yjs|note-{note_id}")
+
+
+# --- Rights that change while a socket is open ------------------------------------------
+
+
+def watch_rights(registry: LiveNotes) -> None:
+    """Start, once per app and process, the task that re-checks every open socket's rights."""
+    with registry.lock:
+        if registry.watching_rights:
+            return
+        registry.watching_rights = True
+    socketio.start_background_task(_watch_rights_loop, current_app._get_current_object(), registry)
+
+
+def _watch_rights_loop(app, registry: LiveNotes) -> None:
+    while True:
+        socketio.sleep(app.config["LIVE_RIGHTS_CHECK_SECONDS"])
+        with app.app_context():
+            try:
+                check_rights(registry)
+            except Exception:
+                log.exception("could not re-check the rights of live sockets")
+            finally:
+                db.session.remove()
+
+
+def check_rights(registry: LiveNotes) -> None:
+    """Disconnect sockets whose person logged out, left, or lost the right to read the note.
+
+    A change of role or a lock takes effect too: writing is re-decided for every socket.
+    """
+    connections = list(registry.connections.values())
+    if not connections:
+        return
+    login_ids = {c.login_id for c in connections if c.login_id}
+    ended = set(
+        db.session.scalars(select(EndedLogin.login_id).where(EndedLogin.login_id.in_(login_ids)))
+    )
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(User.id.in_({c.user_id for c in connections}))
+        )
+    }
+    notes = {
+        note.id: note
+        for note in db.session.scalars(
+            select(Note).where(Note.id.in_({c.note_id for c in connections}))
+        )
+    }
+    pairs = {(c.user_id, notes[c.note_id].community_id) for c in connections if c.note_id in notes}
+    memberships = (
+        {
+            (membership.user_id, membership.community_id): membership
+            for membership in db.session.scalars(
+                select(Membership).where(
+                    tuple_(Membership.user_id, Membership.community_id).in_(pairs)
+                )
+            )
+        }
+        if pairs
+        else {}
+    )
+    for connection in connections:
+        user, note = users.get(connection.user_id), notes.get(connection.note_id)
+        allowed = (
+            user is not None
+            and note is not None
+            and not user.is_deleted
+            and connection.login_id not in ended
+            and connection.session_nonce in (None, user.session_nonce)
+        )
+        if allowed:
+            membership = memberships.get((user.id, note.community_id))
+            allowed = note_verdict(user, note, False, membership) is Verdict.ALLOWED
+            connection.can_write = (
+                allowed and note_verdict(user, note, True, membership) is Verdict.ALLOWED
+            )
+        if not allowed:
+            socketio.server.disconnect(connection.sid, namespace=f"/yjs|note-{connection.note_id}")

@@ -56,7 +56,12 @@ class NoteUpdate(db.Model):
     `seq` orders every accepted update across all notes and processes.
     """
 
-    __table_args__ = (Index("ix_note_update_note_id_seq", "note_id", "seq"),)
+    # AUTOINCREMENT: SQLite would otherwise reuse the seq of compacted (deleted) rows, and a
+    # reused seq would hide an update behind its note's state_seq.
+    __table_args__ = (
+        Index("ix_note_update_note_id_seq", "note_id", "seq"),
+        {"sqlite_autoincrement": True},
+    )
 
     seq: Mapped[int] = mapped_column(primary_key=True)
     note_id: Mapped[int] = mapped_column(ForeignKey("note.id"))
@@ -76,3 +81,5 @@ class NoteVersion(db.Model):
     contributors: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    note: Mapped[Note] = relationship()

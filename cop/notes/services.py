@@ -1,6 +1,8 @@
 """Note rules: creation, the update log, compaction, versions."""
 
+import re
 from datetime import timedelta
+from difflib import SequenceMatcher
 
 from pycrdt import Doc, Text, merge_updates
 from sqlalchemy import delete, select
@@ -89,7 +91,7 @@ def full_state(note: Note) -> tuple[bytes, int]:
     return (merge_updates(*parts) if len(parts) > 1 else parts[0]), last_seq
 
 
-def compact_note(note_id: int) -> Note | None:
+def compact_note(note_id: int, automatic_version: bool = True) -> Note | None:
     """Merge a note's logged updates into its state and refresh its text.
 
     The note row is locked (PostgreSQL) so that two processes cannot compact the same note
@@ -112,7 +114,9 @@ def compact_note(note_id: int) -> Note | None:
         delete(NoteUpdate).where(NoteUpdate.note_id == note.id, NoteUpdate.seq <= note.state_seq)
     )
     latest = latest_version(note)
-    if latest is None or utcnow() - latest.created_at >= AUTOMATIC_VERSION_INTERVAL:
+    if automatic_version and (
+        latest is None or utcnow() - latest.created_at >= AUTOMATIC_VERSION_INTERVAL
+    ):
         save_version(note, label=None, actor=None)
     db.session.flush()
     return note
@@ -141,3 +145,91 @@ def save_version(note: Note, label: str | None, actor: User | None) -> NoteVersi
     db.session.add(version)
     db.session.flush()
     return version
+
+
+def current_text(note: Note) -> str:
+    """Return the note's markdown including the updates not yet compacted."""
+    update, _seq = full_state(note)
+    return text_of_update(update)
+
+
+def versions_of(note: Note) -> list[NoteVersion]:
+    """Return the note's versions, newest first."""
+    return list(
+        db.session.scalars(
+            select(NoteVersion).filter_by(note_id=note.id).order_by(NoteVersion.id.desc())
+        )
+    )
+
+
+def version_of(note: Note, version_id: int) -> NoteVersion | None:
+    """Return the note's version with this id, or None."""
+    version = db.session.get(NoteVersion, version_id)
+    return version if version is not None and version.note_id == note.id else None
+
+
+def save_version_now(note: Note, label: str, actor: User) -> NoteVersion:
+    """Keep the note's current text as a labelled version, on demand."""
+    compact_note(note.id, automatic_version=False)
+    return save_version(note, label=label, actor=actor)
+
+
+WORD = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """Compare two texts word by word: a list of ("same" | "removed" | "added", text)."""
+    old_words, new_words = WORD.findall(old), WORD.findall(new)
+    parts: list[tuple[str, str]] = []
+    matcher = SequenceMatcher(a=old_words, b=new_words, autojunk=False)
+    for operation, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if operation == "equal":
+            parts.append(("same", "".join(old_words[old_start:old_end])))
+            continue
+        if old_end > old_start:
+            parts.append(("removed", "".join(old_words[old_start:old_end])))
+        if new_end > new_start:
+            parts.append(("added", "".join(new_words[new_start:new_end])))
+    return parts
+
+
+def restore_version(note: Note, version: NoteVersion, actor: User) -> bytes | None:
+    """Make the note's text that of `version` again, as a new logged change.
+
+    Returns the Yjs update to broadcast (None when the text is already the same). History
+    is never rewritten: the change is computed against the current document and merges
+    with whatever people type meanwhile.
+    """
+    update, _seq = full_state(note)
+    doc = Doc()
+    if update:
+        doc.apply_update(update)
+    text = doc.get(TEXT_NAME, type=Text)
+    current = str(text)
+    if current == version.text:
+        return None
+    before = doc.get_state()
+    matcher = SequenceMatcher(a=current, b=version.text, autojunk=False)
+    with doc.transaction():
+        # From the end, so that earlier positions stay valid. pycrdt counts positions in
+        # UTF-8 bytes, the diff in characters.
+        for operation, start, end, new_start, new_end in reversed(matcher.get_opcodes()):
+            if operation == "equal":
+                continue
+            byte_start = len(current[:start].encode())
+            if end > start:
+                del text[byte_start : byte_start + len(current[start:end].encode())]
+            if new_end > new_start:
+                text.insert(byte_start, version.text[new_start:new_end])
+    change = doc.get_update(before)
+    append_updates(note.id, [(change, actor.id)])
+    return change
+
+
+def contributor_names(versions: list[NoteVersion]) -> dict[int, str]:
+    """Return the display names of everyone who contributed to these versions."""
+    ids = {user_id for version in versions for user_id in (version.contributors or [])}
+    if not ids:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(ids)))
+    return {user.id: user.display_name for user in users}

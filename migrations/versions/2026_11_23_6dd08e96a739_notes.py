@@ -47,7 +47,8 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['note_id'], ['note.id'], name=op.f('fk_note_update_note_id_note')),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_note_update_user_id_user')),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_note_update'))
+    sa.PrimaryKeyConstraint('seq', name=op.f('pk_note_update')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('note_update', schema=None) as batch_op:
         batch_op.create_index('ix_note_update_note_id_seq', ['note_id', 'seq'], unique=False)

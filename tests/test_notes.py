@@ -1,0 +1,204 @@
+"""Notes outside the live room: versions, comparison, restoring, exports."""
+
+from pycrdt import Doc, Text
+from sqlalchemy import select
+
+from cop.auth.models import User
+from cop.communities.models import Community, Role
+from cop.extensions import db
+from cop.notes import services
+from cop.notes.models import Note, NoteVersion
+
+
+def typed(doc: Doc, change) -> bytes:
+    """Apply a change to a pycrdt document and return the update it made."""
+    before = doc.get_state()
+    change(doc.get(services.TEXT_NAME, type=Text))
+    return doc.get_update(before)
+
+
+class NoteWorld:
+    """A community note written to through the service layer, as the live room does."""
+
+    def __init__(self, app, make):
+        self.app = app
+        self.slug = make.community()
+        self.writer = make.member(self.slug, Role.PARTICIPANT)
+        self.observer = make.member(self.slug, Role.OBSERVER)
+        self.doc = Doc()
+        with app.app_context():
+            community = db.session.scalar(select(Community).filter_by(slug=self.slug))
+            self.note_id = services.create_note(None, community, "Plenary notes").id
+            db.session.commit()
+
+    def write(self, change, user_id=None) -> None:
+        update = typed(self.doc, change)
+        with self.app.app_context():
+            services.append_updates(self.note_id, [(update, user_id or self.writer)])
+            db.session.commit()
+
+    def compact(self) -> Note:
+        with self.app.app_context():
+            note = services.compact_note(self.note_id)
+            db.session.commit()
+            return note
+
+    def versions(self) -> list[NoteVersion]:
+        with self.app.app_context():
+            return services.versions_of(db.session.get(Note, self.note_id))
+
+    def text(self) -> str:
+        with self.app.app_context():
+            return services.current_text(db.session.get(Note, self.note_id))
+
+    def url(self, tail: str = "") -> str:
+        return f"/c/{self.slug}/notes/{self.note_id}{tail}"
+
+
+def test_compaction_merges_the_log_and_keeps_a_first_version(app, make):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, "Hello"))
+    world.write(lambda text: text.insert(5, " world"))
+    assert world.text() == "Hello world"
+    world.compact()
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        assert note.text == "Hello world" and services.updates_since(note.id, 0) == []
+    versions = world.versions()
+    assert [(v.text, v.contributors, v.label) for v in versions] == [
+        ("Hello world", [world.writer], None)
+    ]
+    # A burst right after does not make another automatic version...
+    world.write(lambda text: text.insert(0, "Oh. "))
+    world.compact()
+    assert len(world.versions()) == 1
+
+
+def test_saving_restoring_and_comparing_versions(client, auth, make, app):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, "The quick brown fox"))
+    auth.login(world.writer)
+    assert client.post(world.url("/versions"), data={"label": "draft one"}).status_code == 302
+    world.write(lambda text: text.insert(len("The quick brown fox"), " jumps é😀"))
+    client.post(world.url("/versions"), data={"label": "draft two"})
+    labels = [v.label for v in world.versions()]
+    assert labels == ["draft two", "draft one"]
+
+    page = client.get(world.url("/history")).get_data(as_text=True)
+    assert "draft one" in page and "draft two" in page and "Participant" in page
+
+    older, newer = world.versions()[1], world.versions()[0]
+    page = client.get(world.url(f"/compare?from={older.id}&to={newer.id}")).get_data(as_text=True)
+    assert "<ins> jumps é😀</ins>" in page
+
+    response = client.post(world.url(f"/versions/{older.id}/restore"))
+    assert response.status_code == 302
+    assert world.text() == "The quick brown fox"
+    assert [v.label for v in world.versions()] == ["draft two", "draft one"]  # not rewritten
+    page = client.get(world.url("/compare?from=" + str(newer.id) + "&to=current"))
+    assert "<del> jumps é😀</del>" in page.get_data(as_text=True)
+
+
+def test_a_restored_version_merges_with_concurrent_edits(app, make):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, "alpha beta"))
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        services.compact_note(note.id)
+        target = services.save_version(note, "start", None)
+        db.session.commit()
+        target_id = target.id
+    world.write(lambda text: text.insert(len("alpha beta"), " gamma"))
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        version = db.session.get(NoteVersion, target_id)
+        change = services.restore_version(note, version, db.session.get(User, world.writer))
+        db.session.commit()
+    # Someone who had not seen the restore keeps typing; both changes survive.
+    world.write(lambda text: text.insert(0, ">> "))
+    with app.app_context():
+        assert change is not None
+    assert world.text() == ">> alpha beta"
+
+
+def test_readers_cannot_save_or_restore(client, auth, make, app):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, "x"))
+    world.compact()
+    version_id = world.versions()[0].id
+    auth.login(world.observer)
+    assert client.get(world.url("/history")).status_code == 200
+    assert client.post(world.url("/versions"), data={"label": "mine"}).status_code == 403
+    assert client.post(world.url(f"/versions/{version_id}/restore")).status_code == 403
+    assert len(world.versions()) == 1
+
+
+def test_versions_of_another_note_are_not_found(client, auth, make, app):
+    world, other = NoteWorld(app, make), None
+    world.write(lambda text: text.insert(0, "mine"))
+    world.compact()
+    other = NoteWorld(app, make)
+    other.write(lambda text: text.insert(0, "theirs"))
+    other.compact()
+    auth.login(world.writer)
+    foreign = other.versions()[0].id
+    assert client.get(world.url(f"/versions/{foreign}")).status_code == 404
+    assert client.post(world.url(f"/versions/{foreign}/restore")).status_code == 404
+    assert client.get(world.url(f"/compare?from={foreign}")).status_code == 404
+    assert client.get(world.url("/compare?from=../x")).status_code == 400
+    assert world.text() == "mine"
+
+
+PAYLOAD = (
+    "# Title\n\n<script>alert(1)</script> [x](javascript:alert(2)) <img src=x onerror=alert(3)>"
+)
+
+
+def test_exports_are_markdown_and_sanitised_html(client, auth, make, app):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, PAYLOAD))
+    auth.login(world.writer)
+    markdown = client.get(world.url("/export.md"))
+    assert markdown.get_data(as_text=True) == PAYLOAD
+    assert markdown.headers["Content-Disposition"] == (
+        f'attachment; filename="plenary-notes-{world.note_id}.md"'
+    )
+    html = client.get(world.url("/export.html")).get_data(as_text=True)
+    assert "<h1>Title</h1>" in html
+    for danger in ("<script", 'href="javascript:', "<img"):
+        assert danger not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as typed, inert
+    assert client.get(world.url("/export.pdf")).status_code == 404
+
+
+def test_the_api_lists_creates_and_reads_notes_and_versions(client, auth, make, app):
+    world = NoteWorld(app, make)
+    world.write(lambda text: text.insert(0, "live words"))
+    auth.login(world.writer)
+    created = client.post(f"/api/v1/communities/{world.slug}/notes", json={"title": "  API  "})
+    assert created.status_code == 201
+    new_id = created.get_json()["id"]
+    assert created.headers["Location"].endswith(f"/api/v1/notes/{new_id}")
+    listed = client.get(f"/api/v1/communities/{world.slug}/notes").get_json()["notes"]
+    assert {note["title"] for note in listed} == {"API", "Plenary notes"}
+    # The text is the live document's, log included, even before any compaction.
+    note = client.get(f"/api/v1/notes/{world.note_id}").get_json()
+    assert note["text"] == "live words" and note["community"] == world.slug
+    world.compact()
+    versions = client.get(f"/api/v1/notes/{world.note_id}/versions").get_json()["versions"]
+    assert len(versions) == 1 and "text" not in versions[0]
+    one = client.get(f"/api/v1/notes/{world.note_id}/versions/{versions[0]['id']}").get_json()
+    assert one["text"] == "live words" and one["contributors"] == [world.writer]
+
+
+def test_the_api_refuses_bad_notes(client, auth, make, app):
+    world = NoteWorld(app, make)
+    auth.login(world.writer)
+    for body in ({}, {"title": ""}, {"title": 5}, {"title": "x" * 201}, {"title": "t", "x": 1}):
+        response = client.post(f"/api/v1/communities/{world.slug}/notes", json=body)
+        assert response.status_code == 400 and response.get_json()["fields"]
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(Note)) == 1
+    assert client.get("/api/v1/notes/999999").status_code == 404
+    other = NoteWorld(app, make)
+    assert client.get(f"/api/v1/notes/{other.note_id}").status_code == 404  # private, not mine
