@@ -308,3 +308,32 @@ def test_a_member_made_observer_can_no_longer_write(world):
 
     wait_for(refused_now, message="the new role to apply")
     writer.close()
+
+
+def test_cursors_carry_the_names_the_server_knows(world):
+    from cop.live.encoding import AwarenessEntry, decode_awareness, encode_awareness
+
+    alice, bob = world.client(Role.PARTICIPANT), world.client(Role.EDITOR)
+    claimed = {"user": {"name": "Mallory", "color": "#000"}, "cursor": None}
+    alice.send(encode_awareness([AwarenessEntry(111, 1, claimed)]), "awareness-update")
+
+    def seen_by_bob():
+        return [e for m in bob.awareness for e in decode_awareness(m) if e.client_id == 111]
+
+    wait_for(seen_by_bob, message="alice's cursor at bob's")
+    with world.app.app_context():
+        from cop.auth.models import User
+
+        alice_name = db.session.get(User, world.users[Role.PARTICIPANT]).display_name
+    assert seen_by_bob()[-1].state["user"]["name"] == alice_name != "Mallory"
+    # Bob cannot speak for alice's cursor, nor move it with an old clock.
+    bob.send(encode_awareness([AwarenessEntry(222, 1, {"user": {}})]), "awareness-update")
+    bob.send(
+        encode_awareness([AwarenessEntry(111, 9, {"user": {"name": "Eve"}})]), "awareness-update"
+    )
+    alice.send(encode_awareness([AwarenessEntry(111, 2, {"user": {}, "x": 1})]), "awareness-update")
+    wait_for(lambda: any(e.clock == 2 for e in seen_by_bob()), message="alice's next state")
+    assert all(e.state["user"]["name"] == alice_name for e in seen_by_bob())
+    alice.close()
+    wait_for(lambda: seen_by_bob()[-1].state is None, message="alice's cursor withdrawn")
+    bob.close()

@@ -357,34 +357,32 @@ def on_awareness_update(message=None, *_rest):
         entries = decode_awareness(bytes(message))
     except MalformedMessage:
         return _refuse_translated(connection, request.namespace, "malformed_awareness")
+    if connection.client_id is None and len(entries) == 1:
+        claim_client_id(connection, entries[0].client_id)
+    # The provider echoes everyone's cursors back: only this socket's own entry counts.
+    own = [entry for entry in entries if entry.client_id == connection.client_id]
+    if any(
+        entry.state is not None and len(encode_awareness([entry])) > limits()["awareness"]
+        for entry in own
+    ):
+        return _refuse_translated(connection, request.namespace, "awareness_too_large")
     room = live().room(connection.note_id)
-    maximum = limits()["awareness"]
     with room.lock:
-        for entry in entries:
-            if connection.client_id is None and len(entries) == 1:
-                owner = next(
-                    (c for c in live().connections.values() if c.client_id == entry.client_id),
-                    None,
-                )
-                if owner is None:
-                    connection.client_id = entry.client_id
-            if entry.client_id != connection.client_id:
-                continue  # the provider echoes other people's cursors: ignore them
-            if entry.state is not None and len(encode_awareness([entry])) > maximum:
-                refuse_code = "awareness_too_large"
-                break
+        for entry in own:
             known = room.awareness.get(entry.client_id)
             if known is not None and entry.clock <= known.clock:
-                continue
+                continue  # nothing new: relaying it again would only make echoes
             if entry.state is not None:
                 entry.state["user"] = dict(connection.identity)
             room.awareness[entry.client_id] = entry
             room.pending_awareness[entry.client_id] = entry
-        else:
-            refuse_code = None
-    if refuse_code:
-        return _refuse_translated(connection, request.namespace, refuse_code)
     ensure_flusher(room)
+
+
+def claim_client_id(connection: Connection, client_id: int) -> None:
+    """Bind the socket to the awareness client id of its first own message, if nobody has it."""
+    if all(other.client_id != client_id for other in live().connections.values()):
+        connection.client_id = client_id
 
 
 # --- Group commit, broadcast, compaction -----------------------------------------------
