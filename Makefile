@@ -13,7 +13,7 @@ TRANSLATIONS := cop/translations
 CATALOGUES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 COMPILED_CATALOGUES := $(CATALOGUES:.po=.mo)
 
-.PHONY: install run test lint format messages clean
+.PHONY: install run test lint format messages bundle clean
 
 ## install: create .venv, install cop with its test tools, compile the translations
 install: $(INSTALLED) $(COMPILED_CATALOGUES)
@@ -60,6 +60,11 @@ messages: install
 	else \
 		$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l fr; \
 	fi
+
+## bundle: rebuild the live pages' script (static/src -> static/dist, committed) from the lock file
+bundle:
+	npm ci
+	npm run build
 
 ## clean: remove the virtualenv, caches and compiled catalogues (keeps instance/, the data)
 clean:

@@ -173,6 +173,8 @@ def refuse(sid: str, namespace: str, code: str, message: str) -> None:
 @socketio.on("connect", namespace="*")
 def on_connect(auth=None):
     """Admit a member of the note's community (cookie or API token), then sync with them."""
+    if request.namespace == "/":
+        return True  # the default namespace carries nothing; live documents have their own
     match = NAMESPACE.match(request.namespace or "")
     if not match:
         return False
@@ -207,7 +209,9 @@ def on_connect(auth=None):
     with room.lock:
         room.sids.add(sid)
         state_vector = room.doc.get_state()
-        present = [entry for entry in room.awareness.values() if entry.state is not None]
+        # Withdrawn cursors too: a client that comes back learns that its old state was
+        # withdrawn, and y-protocols then announces it again with a newer clock.
+        present = list(room.awareness.values())
     app = current_app._get_current_object()
     namespace = request.namespace
 
