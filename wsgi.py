@@ -54,13 +54,23 @@ def serve(app, host: str, port: int) -> None:
     from cop.extensions import socketio
     from cop.live.notes import flush_everything
 
+    def shut_down():
+        flush_everything(app)
+        os._exit(0)
+
     def terminate(_signum, _frame):
         # Live notes log every accepted change before broadcasting it; on SIGTERM, also
-        # commit what waits in the group-commit window and compact every open note.
-        flush_everything(app)
-        raise SystemExit(0)
+        # commit what waits in the group-commit window and compact every open note. The
+        # database work runs in a task of its own: the event loop's own greenlet may not block
+        # (psycogreen refuses), and a signal handler runs there.
+        socketio.start_background_task(shut_down)
 
     signal.signal(signal.SIGTERM, terminate)
+    # python-socketio subscribes to the message queue (Redis) on the first connection only,
+    # so a broadcast from another process in the first moments could be missed: subscribe now.
+    if not socketio.server.manager_initialized:
+        socketio.server.manager_initialized = True
+        socketio.server.manager.initialize()
     mode = socketio.server.eio.async_mode
     print(f" * cop serving on http://{host}:{port}/ ({mode})", flush=True)
     if mode == "eventlet":

@@ -43,6 +43,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
+    # The Redis Pub/Sub channel of Socket.IO broadcasts: distinct per site sharing a Redis.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "cop")
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
     SERVER_NAME = os.environ.get("SERVER_NAME") or None
     # Behind N reverse proxies, trust the last N X-Forwarded-* headers (client address for

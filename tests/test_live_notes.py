@@ -231,6 +231,7 @@ def test_a_flood_is_cut_and_nothing_half_written(world):
     assert flooder.errors[0]["error"] == "rate_limited"
     flooder.close()
     # What was accepted is whole: the stored text is a run of x, each logged update intact.
+    wait_for(lambda: world.stored_text(), message="the accepted updates to be logged")
     text = world.stored_text()
     assert set(text) <= {"x"} and 0 < len(text) < 300
 
@@ -337,3 +338,18 @@ def test_cursors_carry_the_names_the_server_knows(world):
     alice.close()
     wait_for(lambda: seen_by_bob()[-1].state is None, message="alice's cursor withdrawn")
     bob.close()
+
+
+def test_revoking_an_api_token_closes_its_sockets(world):
+    from cop.auth.models import ApiToken, User
+    from cop.auth.services import create_api_token
+
+    with world.app.app_context():
+        token, secret = create_api_token(db.session.get(User, world.users[Role.EDITOR]), "bot")
+        db.session.commit()
+        token_id = token.id
+    bot = YClient(world.server.url, world.note_id, auth={"token": secret})
+    with world.app.app_context():
+        db.session.delete(db.session.get(ApiToken, token_id))
+        db.session.commit()
+    wait_for(lambda: not bot.sio.connected, message="the bot's socket to close")

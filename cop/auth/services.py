@@ -147,13 +147,19 @@ def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     return token, secret
 
 
-def user_for_api_token(secret: str) -> User | None:
-    """Return the live user owning this API token secret, or None."""
+def api_token_for(secret: str) -> ApiToken | None:
+    """Return the API token with this secret, if its owner's account is live; note its use."""
     token = db.session.scalar(select(ApiToken).filter_by(token_hash=_digest(secret)))
     if token is None or token.user.is_deleted:
         return None
     token.last_used_at = utcnow()
-    return token.user
+    return token
+
+
+def user_for_api_token(secret: str) -> User | None:
+    """Return the live user owning this API token secret, or None."""
+    token = api_token_for(secret)
+    return token.user if token is not None else None
 
 
 def load_user_from_api_token(req) -> User | None:

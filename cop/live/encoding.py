@@ -238,7 +238,8 @@ def decode_awareness(message: bytes) -> list[AwarenessEntry]:
         client_id, clock = reader.var_uint(), reader.var_uint()
         try:
             state = json.loads(reader.var_string())
-        except json.JSONDecodeError as error:
+        # ValueError covers JSON errors and integers past Python's digit limit.
+        except (ValueError, RecursionError) as error:
             raise MalformedMessage("awareness state is not JSON") from error
         if state is not None and not isinstance(state, dict):
             raise MalformedMessage("awareness state is not an object")
@@ -253,5 +254,6 @@ def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
     out = bytearray(var_uint(len(entries)))
     for entry in entries:
         out += var_uint(entry.client_id) + var_uint(entry.clock)
-        out += var_string(json.dumps(entry.state, separators=(",", ":"), ensure_ascii=False))
+        # ASCII JSON: a lone surrogate that a client escaped stays escaped, never invalid UTF-8.
+        out += var_string(json.dumps(entry.state, separators=(",", ":")))
     return bytes(out)

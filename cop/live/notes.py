@@ -22,8 +22,8 @@ from flask_login import current_user
 from pycrdt import Doc, Text, merge_updates
 from sqlalchemy import select, tuple_
 
-from cop.auth.models import EndedLogin, User
-from cop.auth.services import user_for_api_token
+from cop.auth.models import ApiToken, EndedLogin, User
+from cop.auth.services import api_token_for, authenticated_by_api_token
 from cop.communities.models import Membership
 from cop.core.permissions import Verdict, membership_of, note_verdict
 from cop.extensions import db, socketio
@@ -80,6 +80,7 @@ class Connection:
     can_write: bool
     identity: dict
     session_nonce: str | None = None  # the cookie's, for a socket opened with one
+    api_token_id: int | None = None  # the token's, for a socket opened with one
     login_id: str | None = None
     client_id: int | None = None  # the awareness client id this socket speaks for
     allowance: float = 0.0
@@ -180,9 +181,16 @@ def on_connect(auth=None):
         return False
     note = db.session.get(Note, int(match.group(1)))
     user = current_user._get_current_object() if current_user.is_authenticated else None
+    secret = None
+    if authenticated_by_api_token():  # an `Authorization: Bearer` handshake header
+        user, secret = None, request.headers["Authorization"].partition(" ")[2].strip()
+    elif user is None and isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        secret = auth["token"]
     by_cookie = user is not None
-    if user is None and isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        user = user_for_api_token(auth["token"])
+    token = None
+    if secret is not None:
+        token = api_token_for(secret)
+        user = token.user if token is not None else None
         db.session.commit()
     if note is None or user is None:
         return False
@@ -202,6 +210,7 @@ def on_connect(auth=None):
         allowance=limits()["rate"],
         session_nonce=user.session_nonce if by_cookie else None,
         login_id=session.get("login_id") if by_cookie else None,
+        api_token_id=token.id if token is not None else None,
     )
     watch_rights(registry)
     room = registry.room(note.id)
@@ -439,7 +448,7 @@ def flush(room: Room) -> bool:
         awareness, room.pending_awareness = room.pending_awareness, {}
     if updates:
         try:
-            last_seq = services.append_updates(room.note_id, [(u, user) for u, user, _ in updates])
+            services.append_updates(room.note_id, [(u, user) for u, user, _ in updates])
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -448,9 +457,9 @@ def flush(room: Room) -> bool:
             # for what the server lacks so their edits come back to be logged.
             reset(room)
             return True
-        with room.lock:
-            room.applied_seq = max(room.applied_seq, last_seq)
-            room.needs_compaction = True
+        # applied_seq is left to catch_up(): other processes may have logged updates between
+        # this cache's last catch-up and these, and jumping past them would hide them.
+        room.needs_compaction = True
         merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
         senders = {sid for _, _, sid in updates}
         skip = senders.pop() if len(senders) == 1 else None
@@ -559,6 +568,8 @@ def check_rights(registry: LiveNotes) -> None:
     ended = set(
         db.session.scalars(select(EndedLogin.login_id).where(EndedLogin.login_id.in_(login_ids)))
     )
+    token_ids = {c.api_token_id for c in connections if c.api_token_id}
+    live_tokens = set(db.session.scalars(select(ApiToken.id).where(ApiToken.id.in_(token_ids))))
     users = {
         user.id: user
         for user in db.session.scalars(
@@ -592,6 +603,7 @@ def check_rights(registry: LiveNotes) -> None:
             and not user.is_deleted
             and connection.login_id not in ended
             and connection.session_nonce in (None, user.session_nonce)
+            and connection.api_token_id in (None, *live_tokens)
         )
         if allowed:
             membership = memberships.get((user.id, note.community_id))
