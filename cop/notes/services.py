@@ -5,7 +5,7 @@ from datetime import timedelta
 from difflib import SequenceMatcher
 
 from pycrdt import Doc, Text, merge_updates
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from cop.auth.models import User
 from cop.communities.models import Community
@@ -94,12 +94,18 @@ def full_state(note: Note) -> tuple[bytes, int]:
 def compact_note(note_id: int, automatic_version: bool = True) -> Note | None:
     """Merge a note's logged updates into its state and refresh its text.
 
-    The note row is locked (PostgreSQL) so that two processes cannot compact the same note
-    at once; updates logged meanwhile by others stay in the log for the next compaction.
+    Two processes must not compact the same note at once: the later would write back a
+    state that lacks what the earlier merged and deleted. So the transaction starts by
+    writing to the note's row, which takes its row lock on PostgreSQL and the database's
+    write lock on SQLite (where FOR UPDATE does nothing), before anything is read. Updates
+    logged meanwhile by others stay in the log for the next compaction.
     """
-    note = db.session.scalar(select(Note).where(Note.id == note_id).with_for_update())
-    if note is None:
+    locked = db.session.execute(
+        update(Note).where(Note.id == note_id).values(state_seq=Note.state_seq)
+    )
+    if locked.rowcount == 0:
         return None
+    note = db.session.get(Note, note_id, populate_existing=True)
     rows = updates_since(note.id, note.state_seq)
     if not rows:
         return note
