@@ -74,10 +74,11 @@ class NodeWorld(LiveWorld):
             for _attempt in range(100):
                 note = db.session.get(Note, self.note_id)
                 db.session.refresh(note)
+                read_from = note.state_seq
                 update, _seq = services.full_state(note)
-                seq = db.session.scalar(select(Note.state_seq).filter_by(id=self.note_id))
-                db.session.rollback()
-                if seq == note.state_seq:
+                now = db.session.scalar(select(Note.state_seq).filter_by(id=self.note_id))
+                db.session.rollback()  # (expires `note`: compare the values read above)
+                if now == read_from:
                     return services.text_of_update(update)
         raise AssertionError("the note's state kept moving while it was read")
 

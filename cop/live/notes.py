@@ -118,15 +118,13 @@ class Room:
 
     def catch_up(self) -> None:
         """Apply what the database holds that this cache lacks (other processes' edits)."""
-        note = db.session.get(Note, self.note_id)
-        db.session.refresh(note)
+        state, state_seq, rows = services.read_state_and_log(self.note_id, self.applied_seq)
         with self.lock:
-            if self.applied_seq < note.state_seq and note.state:
-                self.doc.apply_update(note.state)
-            rows = services.updates_since(self.note_id, max(self.applied_seq, note.state_seq))
+            if self.applied_seq < state_seq and state:
+                self.doc.apply_update(state)
             for row in rows:
                 self.doc.apply_update(row.update)
-            self.applied_seq = max(self.applied_seq, note.state_seq, rows[-1].seq if rows else 0)
+            self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
 
 
 class LiveNotes:

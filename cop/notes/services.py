@@ -80,12 +80,29 @@ def updates_since(note_id: int, seq: int) -> list[NoteUpdate]:
     )
 
 
+def read_state_and_log(note_id: int, after_seq: int = 0) -> tuple[bytes, int, list[NoteUpdate]]:
+    """Read a note's state, its seq, and its logged updates after both, consistently.
+
+    The state and the log are two reads; a compaction committed between them would move
+    updates from the log into a state this reader did not see. So the state's seq is read
+    again after the log, and everything is read anew if it moved.
+    """
+    while True:
+        state, state_seq = db.session.execute(
+            select(Note.state, Note.state_seq).where(Note.id == note_id)
+        ).one()
+        rows = updates_since(note_id, max(after_seq, state_seq))
+        moved = db.session.scalar(select(Note.state_seq).where(Note.id == note_id))
+        if moved == state_seq:
+            return state, state_seq, rows
+
+
 def full_state(note: Note) -> tuple[bytes, int]:
     """Return everything the database holds of a note as one update, and its last seq."""
-    rows = updates_since(note.id, note.state_seq)
-    parts = [note.state] if note.state else []
+    state, state_seq, rows = read_state_and_log(note.id)
+    parts = [state] if state else []
     parts += [row.update for row in rows]
-    last_seq = rows[-1].seq if rows else note.state_seq
+    last_seq = rows[-1].seq if rows else state_seq
     if not parts:
         return b"", last_seq
     return (merge_updates(*parts) if len(parts) > 1 else parts[0]), last_seq
