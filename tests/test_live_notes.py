@@ -202,7 +202,6 @@ def test_refused_updates_leave_the_note_untouched(world, role, payload, code):
     watcher = world.client(Role.EDITOR)
     client = world.client(role)
     if payload == "text":
-        payload = Doc().get_update()  # replaced below by a real edit
         client.insert(0, "observer was here")
     elif payload == "foreign":
         client.send(foreign_root_update())

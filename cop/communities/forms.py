@@ -13,7 +13,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from cop.auth.models import NAME_MAX
-from cop.communities.models import DESCRIPTION_MAX, SLUG_MAX, OrganisationKind, Role, Visibility
+from cop.communities.models import DESCRIPTION_MAX, SLUG_MAX, OrganisationKind, Visibility
 from cop.core.formatting import country_choices, is_country_code
 from cop.core.labels import ORGANISATION_KIND_LABELS, ROLE_LABELS, VISIBILITY_LABELS
 
@@ -167,7 +167,3 @@ class RoleForm(FlaskForm):
 
 class JoinForm(OrganisationFieldsMixin, FlaskForm):
     """Join a community through an invitation."""
-
-
-# A role is stored as the enum; forms carry its value.
-ROLE_BY_VALUE = {role.value: role for role in Role}

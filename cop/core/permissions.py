@@ -199,11 +199,6 @@ def note_verdict(user, note, write: bool, membership=...) -> Verdict:
     return decide(user, note.community, action, membership)
 
 
-def can_read_note(user, note) -> bool:
-    """Tell whether `user` may see a note (and follow it live)."""
-    return note_verdict(user, note, write=False) is Verdict.ALLOWED
-
-
 def can_write_note(user, note) -> bool:
     """Tell whether `user` may change a note's text."""
     return note_verdict(user, note, write=True) is Verdict.ALLOWED

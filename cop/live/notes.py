@@ -521,7 +521,7 @@ def broadcast_update(note_id: int, update: bytes) -> None:
 
     The change is already committed to the note's log; this process's cache takes it too.
     """
-    room = current_app.extensions.get("cop_live_notes", LiveNotes()).rooms.get(note_id)
+    room = live().rooms.get(note_id)
     if room is not None:
         with room.lock:
             room.doc.apply_update(update)
