@@ -68,9 +68,25 @@ def register_extensions(app: Flask) -> None:
         cors_allowed_origins=None,  # same origin only
         namespaces="*",  # one namespace per live document: /yjs|note-<id>
     )
+    app.wsgi_app = without_websocket_compression(app.wsgi_app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             _configure_sqlite()
+
+
+def without_websocket_compression(wsgi_app):
+    """Decline permessage-deflate, which browsers and Node offer and eventlet would accept.
+
+    Live frames are Yjs updates of about a hundred bytes: compressing them saves nothing and
+    cost a fifth more server CPU in the benchmark (docs/performance.md). Without the offer in
+    the handshake, eventlet and simple-websocket answer with plain frames.
+    """
+
+    def wsgi(environ, start_response):
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return wsgi_app(environ, start_response)
+
+    return wsgi
 
 
 def register_login(app: Flask) -> None:
@@ -130,7 +146,7 @@ def register_blueprints(app: Flask) -> None:
     from cop.communities.views import bp as communities_bp
     from cop.core.errors import register_error_handlers
     from cop.core.views import bp as core_bp
-    from cop.live import notes as live_notes  # noqa: F401 - registers the Socket.IO handlers
+    from cop.live import notes as live_notes
     from cop.notes.views import bp as notes_bp
 
     app.register_blueprint(core_bp)
@@ -138,6 +154,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(communities_bp)
     app.register_blueprint(notes_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    live_notes.init_app(app)
     register_error_handlers(app)
 
 

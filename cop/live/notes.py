@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from flask import current_app, request, session
 from flask_babel import force_locale
@@ -40,6 +41,8 @@ from cop.notes.models import Note
 log = logging.getLogger(__name__)
 
 NAMESPACE = re.compile(r"^/yjs\|note-(\d+)$")
+# A note's last_activity_at (the order of the notes list) is written at most this often.
+ACTIVITY_RESOLUTION_SECONDS = 5
 EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what a client sends when it lacks nothing
 ALLOWED_CONTENT = {"string", "deleted", "format", "embed"}
 COLOURS = (
@@ -58,22 +61,12 @@ COLOURS = (
 )
 
 
-def limits() -> dict:
-    """Return the live limits from the configuration (documented in docs/live-protocol.md)."""
-    config = current_app.config
-    return {
-        "update": config["LIVE_MAX_UPDATE_BYTES"],
-        "text": config["LIVE_MAX_NOTE_BYTES"],
-        "awareness": config["LIVE_MAX_AWARENESS_BYTES"],
-        "rate": config["LIVE_MAX_UPDATES_PER_SECOND"],
-    }
-
-
 @dataclass
 class Connection:
     """One socket following one note, with the identity the server gives it."""
 
     sid: str
+    namespace: str
     note_id: int
     user_id: int
     locale: str
@@ -115,6 +108,7 @@ class Room:
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
+        self.touched_at = 0.0  # when the note's last_activity_at was last written
 
     def catch_up(self) -> None:
         """Apply what the database holds that this cache lacks (other processes' edits)."""
@@ -128,9 +122,15 @@ class Room:
 
 
 class LiveNotes:
-    """The rooms and connections of one app in this process."""
+    """The rooms and connections of one app in this process, and the app's live limits."""
 
-    def __init__(self):
+    def __init__(self, app):
+        self.app = app
+        config = app.config
+        self.max_update_bytes = config["LIVE_MAX_UPDATE_BYTES"]
+        self.max_note_bytes = config["LIVE_MAX_NOTE_BYTES"]
+        self.max_awareness_bytes = config["LIVE_MAX_AWARENESS_BYTES"]
+        self.max_updates_per_second = config["LIVE_MAX_UPDATES_PER_SECOND"]
         self.rooms: dict[int, Room] = {}
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
@@ -146,7 +146,27 @@ class LiveNotes:
 
 def live() -> LiveNotes:
     """Return this app's live notes registry."""
-    return current_app.extensions.setdefault("cop_live_notes", LiveNotes())
+    return current_app.extensions["cop_live_notes"]
+
+
+def init_app(app) -> None:
+    """Give the app its live notes registry and bind the y-socket.io events to its server.
+
+    `connect` and `disconnect` go through Flask-SocketIO (below), which runs them in a Flask
+    request context: the session cookie and the handshake headers are needed there. The three
+    events that carry the editing traffic are bound to the python-socketio server directly,
+    because a request context per event (the cookie opened again, the URL routed) was the
+    largest cost of a busy note (docs/performance.md). They find the identity in the
+    socket's `Connection` and enter an app context only for the rare work that needs one.
+    """
+    registry = LiveNotes(app)
+    app.extensions["cop_live_notes"] = registry
+    for event, handler in (
+        ("sync-step-1", on_sync_step_1),
+        ("sync-update", on_sync_update),
+        ("awareness-update", on_awareness_update),
+    ):
+        socketio.server.on(event, partial(handler, registry), namespace="*")
 
 
 def identity_of(user, membership) -> dict:
@@ -159,11 +179,6 @@ def identity_of(user, membership) -> dict:
         "colorLight": colour + "33",
         "organisation": organisation.name if organisation else None,
     }
-
-
-def refuse(sid: str, namespace: str, code: str, message: str) -> None:
-    """Tell one client why what it sent was refused."""
-    socketio.emit("note-error", {"error": code, "message": message}, to=sid, namespace=namespace)
 
 
 # --- Connecting -----------------------------------------------------------------------
@@ -200,12 +215,13 @@ def on_connect(auth=None):
     sid = request.sid
     registry.connections[sid] = Connection(
         sid=sid,
+        namespace=request.namespace,
         note_id=note.id,
         user_id=user.id,
         locale=user.locale or "en",
         can_write=can_write,
         identity=identity_of(user, membership),
-        allowance=limits()["rate"],
+        allowance=registry.max_updates_per_second,
         session_nonce=user.session_nonce if by_cookie else None,
         login_id=session.get("login_id") if by_cookie else None,
         api_token_id=token.id if token is not None else None,
@@ -219,13 +235,11 @@ def on_connect(auth=None):
         # Withdrawn cursors too: a client that comes back learns that its old state was
         # withdrawn, and y-protocols then announces it again with a newer clock.
         present = list(room.awareness.values())
-    app = current_app._get_current_object()
     namespace = request.namespace
 
     def receive_missing(update=None):
-        with app.app_context():
-            if isinstance(update, (bytes, bytearray)):
-                accept_update(sid, namespace, bytes(update))
+        if isinstance(update, (bytes, bytearray)):
+            accept_update(registry, sid, namespace, bytes(update))
 
     socketio.emit(
         "sync-step-1", state_vector, to=sid, namespace=namespace, callback=receive_missing
@@ -253,7 +267,7 @@ def on_disconnect(*_reason):
             room.awareness[connection.client_id] = gone
             room.pending_awareness[connection.client_id] = gone
         empty = not room.sids
-    ensure_flusher(room)
+    ensure_flusher(registry, room)
     if empty:
         room.needs_compaction = True
 
@@ -261,40 +275,38 @@ def on_disconnect(*_reason):
 # --- Syncing --------------------------------------------------------------------------
 
 
-def connection_for(namespace: str) -> Connection | None:
-    """Return the connection of the current socket, if it belongs to this namespace's note."""
-    connection = live().connections.get(request.sid)
-    match = NAMESPACE.match(namespace or "")
-    if connection is None or not match or int(match.group(1)) != connection.note_id:
+def connection_for(registry: LiveNotes, namespace: str, sid: str) -> Connection | None:
+    """Return the socket's connection, if it belongs to this namespace's note."""
+    connection = registry.connections.get(sid)
+    if connection is None or connection.namespace != namespace:
         return None
     return connection
 
 
-@socketio.on("sync-step-1", namespace="*")
-def on_sync_step_1(state_vector=None, *_rest):
+def on_sync_step_1(registry: LiveNotes, namespace: str, sid: str, state_vector=None, *_rest):
     """Answer a client's state vector with the update it lacks (the ack)."""
-    connection = connection_for(request.namespace)
+    connection = connection_for(registry, namespace, sid)
     if connection is None or not isinstance(state_vector, (bytes, bytearray)):
         return None
-    room = live().room(connection.note_id)
-    room.catch_up()
+    room = registry.room(connection.note_id)
+    with registry.app.app_context():
+        room.catch_up()
     with room.lock:
         try:
             return room.doc.get_update(bytes(state_vector))
         except BaseException:  # noqa: BLE001 - a pycrdt panic is a BaseException
-            log.info("refused a malformed state vector on %s", request.namespace)
+            log.info("refused a malformed state vector on %s", namespace)
             return room.doc.get_update()
 
 
-@socketio.on("sync-update", namespace="*")
-def on_sync_update(update=None, *_rest):
+def on_sync_update(registry: LiveNotes, namespace: str, sid: str, update=None, *_rest):
     """Accept a client's edit, if it may write and the update is sound."""
     if isinstance(update, (bytes, bytearray)):
-        accept_update(request.sid, request.namespace, bytes(update))
+        accept_update(registry, sid, namespace, bytes(update))
     else:
-        connection = connection_for(request.namespace)
+        connection = connection_for(registry, namespace, sid)
         if connection is not None:
-            _refuse_translated(connection, request.namespace, "malformed_update")
+            refuse(registry, connection, "malformed_update")
 
 
 MESSAGES = {
@@ -309,75 +321,76 @@ MESSAGES = {
 }
 
 
-def _refuse_translated(connection: Connection, namespace: str, code: str) -> None:
-    with force_locale(connection.locale):
-        refuse(connection.sid, namespace, code, MESSAGES[code]())
+def refuse(registry: LiveNotes, connection: Connection, code: str) -> None:
+    """Tell one client, in its language, why what it sent was refused."""
+    with registry.app.app_context(), force_locale(connection.locale):
+        message = MESSAGES[code]()
+    socketio.server.emit(
+        "note-error",
+        {"error": code, "message": message},
+        to=connection.sid,
+        namespace=connection.namespace,
+    )
 
 
-def accept_update(sid: str, namespace: str, update: bytes) -> None:
+def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) -> None:
     """Check an update against the rights and limits, apply it to the cache and queue it."""
-    registry = live()
-    connection = registry.connections.get(sid)
-    match = NAMESPACE.match(namespace or "")
-    if connection is None or not match or int(match.group(1)) != connection.note_id:
+    connection = connection_for(registry, namespace, sid)
+    if connection is None or update == EMPTY_UPDATE:
         return
-    if update == EMPTY_UPDATE:
-        return
-    room_limits = limits()
     if not connection.can_write:
-        return _refuse_translated(connection, namespace, "read_only")
-    if len(update) > room_limits["update"]:
-        return _refuse_translated(connection, namespace, "update_too_large")
-    if not connection.take_token(room_limits["rate"]):
-        return _refuse_translated(connection, namespace, "rate_limited")
+        return refuse(registry, connection, "read_only")
+    if len(update) > registry.max_update_bytes:
+        return refuse(registry, connection, "update_too_large")
+    if not connection.take_token(registry.max_updates_per_second):
+        return refuse(registry, connection, "rate_limited")
     try:
         summary = summarise_update(update)
     except MalformedMessage:
-        return _refuse_translated(connection, namespace, "malformed_update")
+        return refuse(registry, connection, "malformed_update")
     if (
         summary.root_names - {services.TEXT_NAME}
         or summary.content_kinds - ALLOWED_CONTENT
         or summary.has_parent_by_id
         or summary.has_map_entries_on_root
     ):
-        return _refuse_translated(connection, namespace, "wrong_type")
+        return refuse(registry, connection, "wrong_type")
     room = registry.room(connection.note_id)
     with room.lock:
         # pycrdt measures text in UTF-8 bytes, like the limit.
-        if len(room.text) + summary.inserted_bytes > room_limits["text"]:
-            return _refuse_translated(connection, namespace, "note_too_large")
+        if len(room.text) + summary.inserted_bytes > registry.max_note_bytes:
+            return refuse(registry, connection, "note_too_large")
         try:
             room.doc.apply_update(update)
         except BaseException:  # noqa: BLE001 - pycrdt panics derive from BaseException
             log.warning("pycrdt refused an update on %s", namespace, exc_info=True)
-            return _refuse_translated(connection, namespace, "malformed_update")
+            return refuse(registry, connection, "malformed_update")
         room.pending_updates.append((update, connection.user_id, sid))
         room.last_update_at = time.monotonic()
-    ensure_flusher(room)
+    ensure_flusher(registry, room)
 
 
-@socketio.on("awareness-update", namespace="*")
-def on_awareness_update(message=None, *_rest):
+def on_awareness_update(registry: LiveNotes, namespace: str, sid: str, message=None, *_rest):
     """Relay a client's cursor and presence, with the name and colour the server knows."""
-    connection = connection_for(request.namespace)
+    connection = connection_for(registry, namespace, sid)
     if connection is None:
         return
     if not isinstance(message, (bytes, bytearray)):
-        return _refuse_translated(connection, request.namespace, "malformed_awareness")
+        return refuse(registry, connection, "malformed_awareness")
     try:
         entries = decode_awareness(bytes(message))
     except MalformedMessage:
-        return _refuse_translated(connection, request.namespace, "malformed_awareness")
+        return refuse(registry, connection, "malformed_awareness")
     if connection.client_id is None and len(entries) == 1:
-        claim_client_id(connection, entries[0].client_id)
+        claim_client_id(registry, connection, entries[0].client_id)
     # The provider echoes everyone's cursors back: only this socket's own entry counts.
     own = [entry for entry in entries if entry.client_id == connection.client_id]
     if any(
-        entry.state is not None and len(encode_awareness([entry])) > limits()["awareness"]
+        entry.state is not None and len(encode_awareness([entry])) > registry.max_awareness_bytes
         for entry in own
     ):
-        return _refuse_translated(connection, request.namespace, "awareness_too_large")
-    room = live().room(connection.note_id)
+        return refuse(registry, connection, "awareness_too_large")
+    room = registry.room(connection.note_id)
     with room.lock:
         for entry in own:
             known = room.awareness.get(entry.client_id)
@@ -387,29 +400,30 @@ def on_awareness_update(message=None, *_rest):
                 entry.state["user"] = dict(connection.identity)
             room.awareness[entry.client_id] = entry
             room.pending_awareness[entry.client_id] = entry
-    ensure_flusher(room)
+    ensure_flusher(registry, room)
 
 
-def claim_client_id(connection: Connection, client_id: int) -> None:
+def claim_client_id(registry: LiveNotes, connection: Connection, client_id: int) -> None:
     """Bind the socket to the awareness client id of its first own message, if nobody has it."""
-    if all(other.client_id != client_id for other in live().connections.values()):
+    if all(other.client_id != client_id for other in registry.connections.values()):
         connection.client_id = client_id
 
 
 # --- Group commit, broadcast, compaction -----------------------------------------------
 
 
-def ensure_flusher(room: Room) -> None:
+def ensure_flusher(registry: LiveNotes, room: Room) -> None:
     """Start the room's flusher unless it runs already."""
     with room.lock:
         if room.flusher_running:
             return
         room.flusher_running = True
-    socketio.start_background_task(flush_loop, current_app._get_current_object(), room)
+    socketio.start_background_task(flush_loop, registry, room)
 
 
-def flush_loop(app, room: Room) -> None:
+def flush_loop(registry: LiveNotes, room: Room) -> None:
     """Commit and broadcast a room's pending updates window by window; compact when idle."""
+    app = registry.app
     window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
     idle = app.config["LIVE_COMPACT_AFTER_IDLE_SECONDS"]
     longest = app.config["LIVE_COMPACT_AT_LEAST_EVERY_SECONDS"]
@@ -417,20 +431,18 @@ def flush_loop(app, room: Room) -> None:
         while True:
             socketio.sleep(window)
             with app.app_context():
-                flushed = flush(room)
+                flushed = flush(registry, room)
                 now = time.monotonic()
                 quiet = now - room.last_update_at >= idle
                 overdue = now - room.last_compaction_at >= longest
                 if room.needs_compaction and (quiet or overdue or not room.sids):
-                    compact(app, room)
+                    compact(room)
                 with room.lock:
                     if not flushed and not room.pending_updates and not room.pending_awareness:
                         if not room.needs_compaction:
                             room.flusher_running = False
                             if not room.sids:
-                                live_registry = app.extensions.get("cop_live_notes")
-                                if live_registry is not None:
-                                    live_registry.rooms.pop(room.note_id, None)
+                                registry.rooms.pop(room.note_id, None)
                             return
     except BaseException:
         with room.lock:
@@ -439,37 +451,43 @@ def flush_loop(app, room: Room) -> None:
         raise
 
 
-def flush(room: Room) -> bool:
+def flush(registry: LiveNotes, room: Room) -> bool:
     """Commit the pending updates in one transaction, then broadcast them merged, once."""
     with room.lock:
         updates, room.pending_updates = room.pending_updates, []
         awareness, room.pending_awareness = room.pending_awareness, {}
     if updates:
+        now = time.monotonic()
+        touch = now - room.touched_at >= ACTIVITY_RESOLUTION_SECONDS
         try:
-            services.append_updates(room.note_id, [(u, user) for u, user, _ in updates])
+            services.append_updates(
+                room.note_id, [(u, user) for u, user, _ in updates], touch=touch
+            )
             db.session.commit()
         except Exception:
             db.session.rollback()
             log.exception("could not log %d updates of note %s", len(updates), room.note_id)
             # The cache holds what the database does not: rebuild it, and ask every client
             # for what the server lacks so their edits come back to be logged.
-            reset(room)
+            reset(registry, room)
             return True
+        if touch:
+            room.touched_at = now
         # applied_seq is left to catch_up(): other processes may have logged updates between
         # this cache's last catch-up and these, and jumping past them would hide them.
         room.needs_compaction = True
         merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
         senders = {sid for _, _, sid in updates}
         skip = senders.pop() if len(senders) == 1 else None
-        socketio.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
+        socketio.server.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
     if awareness:
-        socketio.emit(
+        socketio.server.emit(
             "awareness-update", encode_awareness(list(awareness.values())), namespace=room.namespace
         )
     return bool(updates or awareness)
 
 
-def reset(room: Room) -> None:
+def reset(registry: LiveNotes, room: Room) -> None:
     """Rebuild the room's cache from the database and resync every client of this process."""
     with room.lock:
         room.doc = Doc()
@@ -479,20 +497,18 @@ def reset(room: Room) -> None:
     with room.lock:
         state_vector = room.doc.get_state()
         sids = list(room.sids)
-    app = current_app._get_current_object()
     for sid in sids:
 
         def receive_missing(update=None, sid=sid):
-            with app.app_context():
-                if isinstance(update, (bytes, bytearray)):
-                    accept_update(sid, room.namespace, bytes(update))
+            if isinstance(update, (bytes, bytearray)):
+                accept_update(registry, sid, room.namespace, bytes(update))
 
         socketio.emit(
             "sync-step-1", state_vector, to=sid, namespace=room.namespace, callback=receive_missing
         )
 
 
-def compact(app, room: Room) -> None:
+def compact(room: Room) -> None:
     """Merge the note's log into its state and text (and keep a version after a burst)."""
     try:
         services.compact_note(room.note_id)
@@ -512,8 +528,8 @@ def flush_everything(app) -> None:
         return
     with app.app_context():
         for room in list(registry.rooms.values()):
-            flush(room)
-            compact(app, room)
+            flush(registry, room)
+            compact(room)
 
 
 def broadcast_update(note_id: int, update: bytes) -> None:
@@ -521,12 +537,13 @@ def broadcast_update(note_id: int, update: bytes) -> None:
 
     The change is already committed to the note's log; this process's cache takes it too.
     """
-    room = live().rooms.get(note_id)
+    registry = live()
+    room = registry.rooms.get(note_id)
     if room is not None:
         with room.lock:
             room.doc.apply_update(update)
         room.needs_compaction = True
-        ensure_flusher(room)
+        ensure_flusher(registry, room)
     socketio.emit("sync-update", update, namespace=f"/yjs|note-{note_id}")
 
 
