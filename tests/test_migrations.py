@@ -1,12 +1,15 @@
 """The migrations build exactly the schema the models describe, and take it down again."""
 
+import json
+from datetime import datetime
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect
+from sqlalchemy import MetaData, inspect, text
 
 from cop import ROOT, create_app
 from cop.extensions import db
@@ -121,3 +124,55 @@ def test_note_update_seqs_are_never_reused_on_sqlite(tmp_path):
             ).scalar_one()
         db.engine.dispose()
     assert "AUTOINCREMENT" in sql
+
+
+def test_logged_updates_keep_their_author_across_the_author_ids_revision(empty_database):
+    """Rows logged before a row could hold a window of several authors keep their author."""
+    command.upgrade(alembic_config(), "0d5ee6401b3d")
+    moment = datetime(2026, 11, 23)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                'INSERT INTO "user" (id, email, display_name, session_nonce, created_at)'
+                " VALUES (7, 'a@example.org', 'A', 'n', :moment)"
+            ),
+            {"moment": moment},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO community (id, slug, name, description, visibility, created_at)"
+                " VALUES (1, 'c', 'C', '', 'private', :moment)"
+            ),
+            {"moment": moment},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO note (id, community_id, owner_kind, title, state, state_seq, text,"
+                " unversioned_contributors, is_locked, created_at, last_activity_at)"
+                " VALUES (1, 1, 'community', 'N', :empty, 0, '', '[]', false, :moment, :moment)"
+            ),
+            {"moment": moment, "empty": b""},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO note_update (note_id, "update", user_id, created_at)'
+                " VALUES (1, :update, :user_id, :moment)"
+            ),
+            [
+                {"update": b"a", "user_id": 7, "moment": moment},
+                {"update": b"b", "user_id": None, "moment": moment},
+            ],
+        )
+
+    command.upgrade(alembic_config(), "head")
+    with db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT author_ids FROM note_update ORDER BY seq"))
+        authors = [
+            value if isinstance(value, list) else json.loads(value) for value in rows.scalars()
+        ]
+    assert authors == [[7], []]
+
+    command.downgrade(alembic_config(), "0d5ee6401b3d")
+    with db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT user_id FROM note_update ORDER BY seq"))
+        assert list(rows.scalars()) == [7, None]

@@ -34,7 +34,7 @@ class NoteWorld:
     def write(self, change, user_id=None) -> None:
         update = typed(self.doc, change)
         with self.app.app_context():
-            services.append_updates(self.note_id, [(update, user_id or self.writer)])
+            services.append_update(self.note_id, update, {user_id or self.writer})
             db.session.commit()
 
     def compact(self) -> Note:

@@ -41,8 +41,6 @@ from cop.notes.models import Note
 log = logging.getLogger(__name__)
 
 NAMESPACE = re.compile(r"^/yjs\|note-(\d+)$")
-# A note's last_activity_at (the order of the notes list) is written at most this often.
-ACTIVITY_RESOLUTION_SECONDS = 5
 EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what a client sends when it lacks nothing
 ALLOWED_CONTENT = {"string", "deleted", "format", "embed"}
 COLOURS = (
@@ -108,7 +106,6 @@ class Room:
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
-        self.touched_at = 0.0  # when the note's last_activity_at was last written
 
     def catch_up(self) -> None:
         """Apply what the database holds that this cache lacks (other processes' edits)."""
@@ -424,12 +421,15 @@ def ensure_flusher(registry: LiveNotes, room: Room) -> None:
 def flush_loop(registry: LiveNotes, room: Room) -> None:
     """Commit and broadcast a room's pending updates window by window; compact when idle."""
     app = registry.app
-    window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
+    shortest_window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
+    deliveries_per_second = app.config["LIVE_ROOM_DELIVERIES_PER_SECOND"]
     idle = app.config["LIVE_COMPACT_AFTER_IDLE_SECONDS"]
     longest = app.config["LIVE_COMPACT_AT_LEAST_EVERY_SECONDS"]
     try:
         while True:
-            socketio.sleep(window)
+            # Each broadcast costs a send per client: in a crowded room, fewer and larger
+            # broadcasts keep the fan-out within what one process can send.
+            socketio.sleep(max(shortest_window, len(room.sids) / deliveries_per_second))
             with app.app_context():
                 flushed = flush(registry, room)
                 now = time.monotonic()
@@ -452,17 +452,14 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
 
 
 def flush(registry: LiveNotes, room: Room) -> bool:
-    """Commit the pending updates in one transaction, then broadcast them merged, once."""
+    """Log the pending updates merged, as one row, then broadcast that row to the room."""
     with room.lock:
         updates, room.pending_updates = room.pending_updates, []
         awareness, room.pending_awareness = room.pending_awareness, {}
     if updates:
-        now = time.monotonic()
-        touch = now - room.touched_at >= ACTIVITY_RESOLUTION_SECONDS
+        merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
         try:
-            services.append_updates(
-                room.note_id, [(u, user) for u, user, _ in updates], touch=touch
-            )
+            services.append_update(room.note_id, merged, {user for _, user, _ in updates})
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -471,12 +468,9 @@ def flush(registry: LiveNotes, room: Room) -> bool:
             # for what the server lacks so their edits come back to be logged.
             reset(registry, room)
             return True
-        if touch:
-            room.touched_at = now
         # applied_seq is left to catch_up(): other processes may have logged updates between
         # this cache's last catch-up and these, and jumping past them would hide them.
         room.needs_compaction = True
-        merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
         senders = {sid for _, _, sid in updates}
         skip = senders.pop() if len(senders) == 1 else None
         socketio.server.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
@@ -509,10 +503,16 @@ def reset(registry: LiveNotes, room: Room) -> None:
 
 
 def compact(room: Room) -> None:
-    """Merge the note's log into its state and text (and keep a version after a burst)."""
+    """Merge the note's log into its state and text (and keep a version after a burst).
+
+    The merge yields to the other green threads between its steps, so that a busy note's
+    clients are not held up while it runs; only the short write at the end blocks.
+    """
     try:
-        services.compact_note(room.note_id)
-        db.session.commit()
+        compaction = services.prepare_compaction(room.note_id, pause=lambda: socketio.sleep(0))
+        if compaction is not None:
+            services.store_compaction(compaction)
+            db.session.commit()
     except Exception:
         db.session.rollback()
         log.exception("could not compact note %s", room.note_id)

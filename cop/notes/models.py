@@ -51,9 +51,11 @@ class Note(db.Model):
 
 
 class NoteUpdate(db.Model):
-    """A Yjs update accepted by the server, not yet compacted into its note's state.
+    """Yjs updates accepted by the server, not yet compacted into their note's state.
 
-    `seq` orders every accepted update across all notes and processes.
+    The live server logs one row per group-commit window: the window's updates merged, with
+    the ids of the people who wrote them. `seq` orders the rows across all notes and
+    processes.
     """
 
     # AUTOINCREMENT: SQLite would otherwise reuse the seq of compacted (deleted) rows, and a
@@ -66,7 +68,7 @@ class NoteUpdate(db.Model):
     seq: Mapped[int] = mapped_column(primary_key=True)
     note_id: Mapped[int] = mapped_column(ForeignKey("note.id"))
     update: Mapped[bytes] = mapped_column(LargeBinary)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    author_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

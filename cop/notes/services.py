@@ -1,11 +1,13 @@
 """Note rules: creation, the update log, compaction, versions."""
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from difflib import SequenceMatcher
 
 from pycrdt import Doc, Text, merge_updates
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from cop.auth.models import User
 from cop.communities.models import Community
@@ -57,39 +59,38 @@ def text_of_update(update: bytes) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
 
 
-def append_updates(
-    note_id: int, updates: list[tuple[bytes, int | None]], touch: bool = True
-) -> None:
-    """Append accepted updates (bytes, user id) to a note's log, in one statement.
+def append_update(note_id: int, change: bytes, author_ids: set[int]) -> None:
+    """Append an accepted update to a note's log, with who wrote it, and mark the note active.
 
-    `touch` also sets the note's last activity to now. The live server's group commit runs
-    this hundreds of times a second on a busy note, so it stays at the SQL level (no ORM
-    objects) and the live server touches the note only every few seconds.
+    The live server logs each group-commit window as one row (its updates merged). The
+    note's row is written first: that locks it (PostgreSQL; SQLite locks the whole database)
+    before the log row takes its seq, so a note's rows commit in seq order and a compaction
+    that has read seq n has seen every row of that note before n (`store_compaction`).
     """
     now = utcnow()
+    db.session.execute(update(Note).where(Note.id == note_id).values(last_activity_at=now))
     db.session.execute(
-        insert(NoteUpdate),
-        [
-            {"note_id": note_id, "update": change, "user_id": user_id, "created_at": now}
-            for change, user_id in updates
-        ],
+        insert(NoteUpdate.__table__).values(
+            note_id=note_id, update=change, author_ids=sorted(author_ids), created_at=now
+        )
     )
-    if touch:
-        db.session.execute(update(Note).where(Note.id == note_id).values(last_activity_at=now))
 
 
-def updates_since(note_id: int, seq: int) -> list[NoteUpdate]:
-    """Return the note's logged updates after `seq`, in order."""
+def updates_since(note_id: int, seq: int) -> list[Row]:
+    """Return the note's logged updates after `seq`, in order: rows of (seq, update, author_ids).
+
+    Plain rows, not ORM objects: a busy note's log holds thousands of them.
+    """
     return list(
-        db.session.scalars(
-            select(NoteUpdate)
+        db.session.execute(
+            select(NoteUpdate.seq, NoteUpdate.update, NoteUpdate.author_ids)
             .where(NoteUpdate.note_id == note_id, NoteUpdate.seq > seq)
             .order_by(NoteUpdate.seq)
         )
     )
 
 
-def read_state_and_log(note_id: int, after_seq: int = 0) -> tuple[bytes, int, list[NoteUpdate]]:
+def read_state_and_log(note_id: int, after_seq: int = 0) -> tuple[bytes, int, list[Row]]:
     """Read a note's state, its seq, and its logged updates after both, consistently.
 
     The state and the log are two reads; a compaction committed between them would move
@@ -117,33 +118,66 @@ def full_state(note: Note) -> tuple[bytes, int]:
     return (merge_updates(*parts) if len(parts) > 1 else parts[0]), last_seq
 
 
-def compact_note(note_id: int, automatic_version: bool = True) -> Note | None:
-    """Merge a note's logged updates into its state and refresh its text.
+@dataclass
+class Compaction:
+    """A note's state and text with its log merged in, ready to be stored."""
 
-    Two processes must not compact the same note at once: the later would write back a
-    state that lacks what the earlier merged and deleted. So the transaction starts by
-    writing to the note's row, which takes its row lock on PostgreSQL and the database's
-    write lock on SQLite (where FOR UPDATE does nothing), before anything is read. Updates
-    logged meanwhile by others stay in the log for the next compaction.
+    note_id: int
+    base_seq: int  # the state_seq it was computed from
+    last_seq: int  # the last logged update it includes
+    state: bytes
+    text: str
+    contributors: set[int]
+
+
+def prepare_compaction(note_id: int, pause: Callable[[], None] = lambda: None) -> Compaction | None:
+    """Merge a note's state and log in memory; None when the log is empty.
+
+    This is the slow part of a compaction (tens of milliseconds on a busy note). It holds
+    no lock, and calls `pause` between its steps: the live server passes a function that
+    lets its other work run meanwhile.
     """
-    locked = db.session.execute(
-        update(Note).where(Note.id == note_id).values(state_seq=Note.state_seq)
-    )
-    if locked.rowcount == 0:
-        return None
-    note = db.session.get(Note, note_id, populate_existing=True)
-    rows = updates_since(note.id, note.state_seq)
+    state, state_seq, rows = read_state_and_log(note_id)
     if not rows:
-        return note
-    note.unversioned_contributors = sorted(
-        set(note.unversioned_contributors or []) | {row.user_id for row in rows if row.user_id}
+        return None
+    pause()
+    parts = ([state] if state else []) + [row.update for row in rows]
+    merged = merge_updates(*parts) if len(parts) > 1 else parts[0]
+    pause()
+    return Compaction(
+        note_id=note_id,
+        base_seq=state_seq,
+        last_seq=rows[-1].seq,
+        state=merged,
+        text=text_of_update(merged),
+        contributors={author for row in rows for author in row.author_ids},
     )
-    parts = ([note.state] if note.state else []) + [row.update for row in rows]
-    note.state = merge_updates(*parts) if len(parts) > 1 else parts[0]
-    note.state_seq = rows[-1].seq
-    note.text = text_of_update(note.state)
+
+
+def store_compaction(compaction: Compaction, automatic_version: bool = True) -> Note | None:
+    """Store a prepared compaction, unless another one stored the note's state meanwhile.
+
+    The write is conditional on the state_seq the compaction started from: of two
+    processes compacting the same note at once, the second finds the seq moved, writes
+    nothing and returns None (the next compaction starts from what the first stored). Rows
+    up to `last_seq` are then merged and deleted; updates logged meanwhile stay for the next
+    compaction. Appends commit in seq order (append_update), so none is deleted unread.
+    """
+    stored = db.session.execute(
+        update(Note)
+        .where(Note.id == compaction.note_id, Note.state_seq == compaction.base_seq)
+        .values(state=compaction.state, state_seq=compaction.last_seq, text=compaction.text)
+    )
+    if stored.rowcount == 0:
+        return None
     db.session.execute(
-        delete(NoteUpdate).where(NoteUpdate.note_id == note.id, NoteUpdate.seq <= note.state_seq)
+        delete(NoteUpdate).where(
+            NoteUpdate.note_id == compaction.note_id, NoteUpdate.seq <= compaction.last_seq
+        )
+    )
+    note = db.session.get(Note, compaction.note_id, populate_existing=True)
+    note.unversioned_contributors = sorted(
+        set(note.unversioned_contributors or []) | compaction.contributors
     )
     latest = latest_version(note)
     if automatic_version and (
@@ -152,6 +186,17 @@ def compact_note(note_id: int, automatic_version: bool = True) -> Note | None:
         save_version(note, label=None, actor=None)
     db.session.flush()
     return note
+
+
+def compact_note(note_id: int, automatic_version: bool = True) -> Note | None:
+    """Merge a note's logged updates into its state and refresh its text, in one go.
+
+    Returns the note, or None if another compaction stored the note's state meanwhile.
+    """
+    compaction = prepare_compaction(note_id)
+    if compaction is None:
+        return db.session.get(Note, note_id)
+    return store_compaction(compaction, automatic_version)
 
 
 def latest_version(note: Note) -> NoteVersion | None:
@@ -254,7 +299,7 @@ def restore_version(note: Note, version: NoteVersion, actor: User) -> bytes | No
             if new_end > new_start:
                 text.insert(byte_start, version.text[new_start:new_end])
     change = doc.get_update(before)
-    append_updates(note.id, [(change, actor.id)])
+    append_update(note.id, change, {actor.id})
     return change
 
 
