@@ -77,6 +77,9 @@ def serve(app, host: str, port: int) -> None:
     if mode == "eventlet":
         serve_with_eventlet(app, host, port)
         return
+    if mode == "gevent":
+        serve_with_gevent(app, host, port)
+        return
     # The threading mode runs Werkzeug's development server: fine for comparing modes and
     # debugging, which is the only reason to choose it.
     socketio.run(
@@ -104,6 +107,21 @@ def serve_with_eventlet(app, host: str, port: int) -> None:
     listener = eventlet.listen(address[4], address[0])
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     eventlet.wsgi.server(listener, app, log_output=True)
+
+
+def serve_with_gevent(app, host: str, port: int) -> None:
+    """Run gevent's WSGI server as Flask-SocketIO does, with TCP_NODELAY (see eventlet above).
+
+    WebSockets come from simple-websocket, as with `socketio.run()`.
+    """
+    import socket
+
+    from gevent import pywsgi
+
+    server = pywsgi.WSGIServer((host, port), app, log="default")
+    server.init_socket()
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    server.serve_forever()
 
 
 def main() -> None:

@@ -114,9 +114,11 @@ def start_server(tmp_path):
         server.stop()
 
 
-def test_wsgi_serves_http_and_socketio_under_eventlet(start_server, tmp_path):
+@pytest.mark.parametrize("mode", [None, "gevent"], ids=["eventlet-by-default", "gevent"])
+def test_wsgi_serves_http_and_socketio(start_server, tmp_path, mode):
     port = free_port()
-    environment = server_environment(f"sqlite:///{tmp_path / 'cop.sqlite'}", port)
+    extra = {"ASYNC_MODE": mode} if mode else {}
+    environment = server_environment(f"sqlite:///{tmp_path / 'cop.sqlite'}", port, **extra)
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT,
@@ -132,7 +134,7 @@ def test_wsgi_serves_http_and_socketio_under_eventlet(start_server, tmp_path):
 
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
-    assert f"cop serving on http://127.0.0.1:{port}/ (eventlet)" in server.log()
+    assert f"cop serving on http://127.0.0.1:{port}/ ({mode or 'eventlet'})" in server.log()
     assert_socketio_handshake_by_polling(server.url)
     assert_socketio_handshake_by_websocket(server.port)
 
