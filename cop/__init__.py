@@ -105,7 +105,13 @@ def register_template_helpers(app: Flask) -> None:
     """Give templates the locale, translated labels and date formatting."""
     from cop.core import labels
     from cop.core.csp import csp_nonce
-    from cop.core.formatting import country_name, local_datetime
+    from cop.core.formatting import (
+        country_name,
+        local_datetime,
+        viewer_date,
+        viewer_time,
+        viewer_time_zone,
+    )
 
     app.jinja_env.globals.update(
         current_locale_code=lambda: str(select_locale()),
@@ -114,6 +120,9 @@ def register_template_helpers(app: Flask) -> None:
         organisation_kind_label=labels.organisation_kind_label,
         country_name=country_name,
         local_datetime=local_datetime,
+        viewer_date=viewer_date,
+        viewer_time=viewer_time,
+        viewer_time_zone=viewer_time_zone,
     )
 
 
@@ -148,11 +157,13 @@ def register_blueprints(app: Flask) -> None:
     from cop.core.views import bp as core_bp
     from cop.live import notes as live_notes
     from cop.notes.views import bp as notes_bp
+    from cop.workshops.views import bp as workshops_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(communities_bp)
     app.register_blueprint(notes_bp)
+    app.register_blueprint(workshops_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     live_notes.init_app(app)
     register_error_handlers(app)

@@ -5,6 +5,7 @@ Everything here is invented: the organisations, the people and their addresses
 """
 
 from dataclasses import dataclass
+from datetime import date, time, timedelta
 
 import click
 from flask.cli import with_appcontext
@@ -23,6 +24,7 @@ from cop.communities.models import (
 )
 from cop.core.errors import ConflictError, ServiceError
 from cop.extensions import db
+from cop.workshops import services as workshop_services
 
 DEFAULT_PASSWORD = "cop-demo-2026"
 
@@ -111,6 +113,60 @@ PEOPLE = (
 )
 LOCALE = "fr"
 
+VIDEO_CALL = "https://visio.demo.example/reseaux-collectifs"
+# The five workshop days: (title, theme index or None, description), four weeks apart.
+DAYS = (
+    (
+        "Journée 1 — Échanges et diffusion d'informations",
+        0,
+        "Comment l'information circule-t-elle entre nos membres, et jusqu'au grand public ?",
+    ),
+    (
+        "Journée 2 — Renforcement de capacités et innovation",
+        1,
+        "Formations, accompagnements, expérimentations : ce que nos réseaux apportent à leurs "
+        "membres.",
+    ),
+    (
+        "Journée 3 — Mobilisation des membres et du grand public",
+        2,
+        "Donner envie de s'engager et de rester engagé.",
+    ),
+    (
+        "Journée 4 — Représentation et plaidoyer",
+        3,
+        "Porter la voix des membres auprès des pouvoirs publics.",
+    ),
+    (
+        "Journée 5 — Relecture collective du guide",
+        None,
+        "Relire ensemble le projet de guide de repères et valider les fiches d'expérience.",
+    ),
+)
+# Each day's agenda: (start, minutes, title, on the day's theme?, question).
+AGENDA = (
+    ("09:30", 30, "Accueil et tour de table", False, ""),
+    (
+        "10:00",
+        75,
+        "Ce qui marche, ce qui bloque",
+        True,
+        "Dans vos réseaux, qu'est-ce qui aide, et qu'est-ce qui freine ? Une idée par carte.",
+    ),
+    ("11:15", 15, "Pause", False, ""),
+    (
+        "11:30",
+        60,
+        "Leviers et conditions favorables",
+        True,
+        "Quels leviers retenir pour le guide, et à quelles conditions fonctionnent-ils ?",
+    ),
+)
+PARKED = (
+    "Recenser les lettres d'information régionales existantes avant la prochaine journée",
+    "Revenir sur les outils de veille partagés : qui les anime, qui les lit ?",
+)
+
 
 @dataclass
 class Demo:
@@ -167,7 +223,48 @@ def load_demo(password: str = DEFAULT_PASSWORD) -> Demo:
         db.session.add(membership)
         memberships.append(membership)
     db.session.flush()
+    _plan_workshop_days(community, users)
     return Demo(community=community, memberships=memberships)
+
+
+def _plan_workshop_days(community: Community, users: list[User]) -> None:
+    """Plan the five workshop days, the first in two weeks, and park two items in the first."""
+    facilitators = (users[1], users[2])
+    first_date = date.today() + timedelta(days=14)
+    themes = community.active_themes
+    for number, (title, theme_index, description) in enumerate(DAYS):
+        day = workshop_services.create_day(
+            users[0],
+            community,
+            workshop_services.DayPlan(
+                title=title,
+                date=first_date + timedelta(weeks=4 * number),
+                starts_at_local=time(9, 30),
+                ends_at_local=time(12, 30),
+                time_zone=PARIS,
+                description=description,
+                video_call_url=VIDEO_CALL,
+            ),
+        )
+        for start, minutes, session_title, on_theme, question in AGENDA:
+            workshop_services.add_session(
+                users[0],
+                day,
+                workshop_services.SessionPlan(
+                    title=session_title,
+                    starts_at_local=time.fromisoformat(start),
+                    duration_min=minutes,
+                    theme_id=themes[theme_index].id
+                    if on_theme and theme_index is not None
+                    else None,
+                    facilitator_id=facilitators[number % 2].id,
+                    question=question,
+                    allows_anonymous_cards=on_theme,
+                ),
+            )
+        if number == 0:
+            for text in PARKED:
+                workshop_services.park_item(facilitators[0], day.sessions[1], text)
 
 
 def _has_users() -> bool:

@@ -17,6 +17,7 @@ from cop.communities.models import (
     Visibility,
 )
 from cop.extensions import db
+from cop.workshops import services as workshop_services
 
 SLUG = "reseaux-collectifs-plateformes"
 DOCUMENTED_ACCOUNTS = (
@@ -204,3 +205,21 @@ def test_anonymous_visitors_see_the_home_but_not_the_members(runner, client):
     members = client.get(f"/c/{SLUG}/members")
     assert members.status_code == 302
     assert "/login" in members.headers["Location"]
+
+
+def test_demo_plans_five_workshop_days_with_an_agenda_and_parked_items(runner, app, client):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        community = demo_community()
+        days = workshop_services.days_of(community)
+        assert len(days) == 5
+        assert all(len(day.sessions) == 4 and day.time_zone == "Europe/Paris" for day in days)
+        assert [day.sessions[1].theme.name for day in days[:4]] == [
+            theme.name for theme in community.active_themes
+        ]
+        assert workshop_services.items_parked_before(days[1])
+        second_day = days[1].id
+
+    client.post("/login", data={"email": "participant@demo.example", "password": "cop-demo-2026"})
+    page = html.unescape(client.get(f"/c/{SLUG}/workshops/{second_day}").text)
+    assert "Recenser les lettres d'information régionales" in page

@@ -4,6 +4,8 @@ The expected answers are written here from the table, independently of
 cop/core/permissions.py, so a wrong rule there (or a route nobody listed here) fails.
 """
 
+from datetime import date, time
+
 import pytest
 
 from cop.auth import services as auth_services
@@ -21,6 +23,7 @@ from cop.communities.models import (
 from cop.core.time import utcnow
 from cop.extensions import db
 from cop.notes.models import Note, NoteOwnerKind, NoteVersion
+from cop.workshops.models import WorkshopDay, WorkshopSession
 from tests.conftest import PASSWORD
 
 PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
@@ -34,6 +37,7 @@ TABLE = {
     "invite": {"host", "facilitator"},  # invite participants and observers
     "create_organisation": {"host"},  # organisations are created by hosts (or by joining)
     "write_notes": {"host", "facilitator", "editor", "participant"},  # create, write notes
+    "plan": {"host", "facilitator"},  # plan days and sessions; run any session
 }
 
 # endpoint -> (method, path template, form data or JSON body, who may: "everyone" |
@@ -137,6 +141,36 @@ ROUTES = {
         "write_notes",
     ),
     "notes.export": ("GET", "/c/{slug}/notes/{note_id}/export.md", None, "see_members_area"),
+    "workshops.programme": ("GET", "/c/{slug}/workshops", None, "see_members_area"),
+    "workshops.programme_calendar": ("GET", "/c/{slug}/workshops.ics", None, "see_members_area"),
+    "workshops.renew_calendar_link": ("POST", "/c/{slug}/calendar-link", None, "see_members_area"),
+    "workshops.calendar_feed": ("GET", "/calendar/{calendar_token}.ics", None, "everyone"),
+    "workshops.create_day": ("GET", "/c/{slug}/workshops/new", None, "plan"),
+    "workshops.day": ("GET", "/c/{slug}/workshops/{day_id}", None, "see_members_area"),
+    "workshops.day_calendar": ("GET", "/c/{slug}/workshops/{day_id}.ics", None, "see_members_area"),
+    "workshops.edit_day": ("GET", "/c/{slug}/workshops/{day_id}/edit", None, "plan"),
+    "workshops.duplicate_day": (
+        "POST",
+        "/c/{slug}/workshops/{day_id}/duplicate",
+        {"date": "2027-01-15"},
+        "plan",
+    ),
+    "workshops.add_session": ("GET", "/c/{slug}/workshops/{day_id}/sessions/new", None, "plan"),
+    "workshops.session": ("GET", "/c/{slug}/sessions/{session_id}", None, "see_members_area"),
+    "workshops.edit_session": ("GET", "/c/{slug}/sessions/{session_id}/edit", None, "plan"),
+    "workshops.move_session": (
+        "POST",
+        "/c/{slug}/sessions/{session_id}/move",
+        {"position": "0"},
+        "plan",
+    ),
+    "workshops.remove_session": ("POST", "/c/{slug}/sessions/{session_id}/remove", None, "plan"),
+    "workshops.park_item": (
+        "POST",
+        "/c/{slug}/sessions/{session_id}/parked",
+        {"text": "Take this up tomorrow"},
+        "plan",
+    ),
     "api.me": ("GET", "/api/v1/me", None, "logged_in"),
     "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
     "api.create_community": (
@@ -208,6 +242,12 @@ ROUTES = {
     "api.show_note_version": (
         "GET",
         "/api/v1/notes/{note_id}/versions/{version_id}",
+        None,
+        "see_members_area",
+    ),
+    "api.list_workshops": (
+        "GET",
+        "/api/v1/communities/{slug}/workshops",
         None,
         "see_members_area",
     ),
@@ -302,6 +342,18 @@ def build_world(app, visibility: str, principal: str) -> dict:
         version = NoteVersion(note=note, text="An older text", contributors=[])
         db.session.add_all([note, version])
         db.session.add_all([target, invitation, organisation])
+        target.calendar_token = "walk-calendar-token"
+        day = WorkshopDay(
+            community=community,
+            title="Walk day",
+            date=date(2027, 1, 8),
+            starts_at_local=time(9, 0),
+            ends_at_local=time(17, 0),
+        )
+        session = WorkshopSession(
+            workshop_day=day, title="Walk session", starts_at_local=time(9, 30), duration_min=60
+        )
+        db.session.add_all([day, session])
         db.session.flush()
         owner = users["target"] if principal == "anonymous" else users[principal]
         own_token_id = auth_services.create_api_token(owner, "mine")[0].id
@@ -313,6 +365,9 @@ def build_world(app, visibility: str, principal: str) -> dict:
             "invitation_token": invitation.token,
             "organisation_id": organisation.id,
             "note_id": note.id,
+            "day_id": day.id,
+            "session_id": session.id,
+            "calendar_token": target.calendar_token,
             "version_id": version.id,
             "own_token_id": own_token_id,
             "reset_token": auth_services.make_password_reset_token(users["target"]),

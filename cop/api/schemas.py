@@ -253,3 +253,56 @@ class CreateNoteSchema(InputSchema):
     """`POST /communities/<slug>/notes`."""
 
     title = _name(required=True)
+
+
+class WorkshopSessionSchema(Schema):
+    """A session of a workshop day's agenda."""
+
+    id = fields.Integer()
+    title = fields.String()
+    position = fields.Integer()
+    theme = fields.Function(
+        lambda session: (
+            {"id": session.theme.id, "name": session.theme.name} if session.theme else None
+        )
+    )
+    starts_at = fields.Function(lambda session: session.starts_at.isoformat())
+    ends_at = fields.Function(lambda session: session.ends_at.isoformat())
+    duration_min = fields.Integer()
+    facilitator = fields.Function(
+        lambda session: session.facilitator.display_name if session.facilitator else None
+    )
+    question = fields.String()
+    dots_per_person = fields.Integer()
+    max_dots_per_card = fields.Integer()
+    allows_anonymous_cards = fields.Boolean()
+    phase = fields.Function(lambda session: session.phase.value)
+    note_id = fields.Integer(allow_none=True)
+    url = fields.Function(
+        lambda session: url_for(
+            "workshops.session",
+            slug=session.workshop_day.community.slug,
+            session_id=session.id,
+            _external=True,
+        )
+    )
+    # A session's record exists once it is closed (the live room closes it).
+    record_url = fields.Function(lambda session: None)
+
+
+class WorkshopDaySchema(Schema):
+    """A workshop day with its agenda; times in ISO 8601 with the day's UTC offset."""
+
+    id = fields.Integer()
+    title = fields.String()
+    date = fields.Date()
+    starts_at = fields.Function(lambda day: day.starts_at.isoformat())
+    ends_at = fields.Function(lambda day: day.ends_at.isoformat())
+    time_zone = fields.String()
+    description = fields.String()
+    video_call_url = fields.String(allow_none=True)
+    status = fields.Function(lambda day: day.status.value)
+    url = fields.Function(
+        lambda day: url_for("workshops.day", slug=day.community.slug, day_id=day.id, _external=True)
+    )
+    sessions = fields.List(fields.Nested(WorkshopSessionSchema))

@@ -26,6 +26,7 @@ from cop.core.permissions import (
 )
 from cop.extensions import csrf, db
 from cop.notes import services as note_services
+from cop.workshops import services as workshop_services
 
 bp = Blueprint("api", __name__)
 # The global check would refuse token clients, which hold no session; `check_request` asks
@@ -354,3 +355,14 @@ def show_note_version(note_id: int, version_id: int):
     note = note_by_id_or_abort(note_id)
     version = note_services.version_of(note, version_id) or abort(404)
     return schemas.NoteVersionSchema().dump(version)
+
+
+# --- Workshops -------------------------------------------------------------------------
+
+
+@bp.get("/communities/<slug>/workshops")
+def list_workshops(slug: str):
+    """List a community's workshop days in date order, each with its agenda."""
+    community, _membership = community_or_abort(slug, Action.VIEW_MEMBERS_AREA)
+    days = workshop_services.days_of(community)
+    return {"workshops": schemas.WorkshopDaySchema(many=True).dump(days)}

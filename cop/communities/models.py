@@ -125,6 +125,9 @@ class Membership(db.Model):
     role: Mapped[Role] = mapped_column(_enum(Role))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The secret of this member's calendar feed of the community's programme (a URL that
+    # calendar apps fetch without logging in); None until the member first asks for it.
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     user: Mapped[User] = relationship(back_populates="memberships")
     community: Mapped[Community] = relationship(back_populates="memberships")

@@ -32,6 +32,7 @@ from cop.core.permissions import (
 from cop.core.time import utcnow
 from cop.extensions import db
 from cop.notes.services import notes_of
+from cop.workshops.services import days_of
 
 bp = Blueprint("communities", __name__)
 
@@ -104,6 +105,7 @@ def home(slug: str):
         membership=membership,
         members=members,
         notes=notes_of(community) if show_members_area else [],
+        workshop_days=days_of(community) if show_members_area else [],
         can_write_notes=can(current_user, community, Action.WRITE_NOTES),
         show_members_area=show_members_area,
         can_manage=can(current_user, community, Action.MANAGE_COMMUNITY),

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from babel import Locale
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 
 
 def local_datetime(value: datetime | None, format: str = "medium") -> str:
@@ -11,6 +11,21 @@ def local_datetime(value: datetime | None, format: str = "medium") -> str:
     if value is None:
         return ""
     return format_datetime(value.replace(tzinfo=UTC), format)
+
+
+def viewer_date(moment: datetime, format: str = "full") -> str:
+    """Format the date of an aware datetime as it is in the viewer's time zone."""
+    return format_date(moment, format)
+
+
+def viewer_time(moment: datetime, format: str = "short") -> str:
+    """Format the time of an aware datetime in the viewer's time zone."""
+    return format_time(moment, format)
+
+
+def viewer_time_zone() -> str:
+    """Return the name of the time zone times are shown in."""
+    return str(get_timezone())
 
 
 # Two-letter CLDR territories that are not countries (unknown region, EU, UN, pseudo-locales).

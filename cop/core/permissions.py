@@ -183,6 +183,8 @@ def community_or_abort(slug: str, action: Action) -> tuple[Community, Membership
 # and run workshops (hosts and facilitators).
 NOTE_RULES: dict[str, tuple[Action, Action]] = {
     "community": (Action.VIEW_MEMBERS_AREA, Action.WRITE_NOTES),
+    # A session's shared note: written by those who take part in sessions.
+    "session": (Action.VIEW_MEMBERS_AREA, Action.TAKE_PART),
 }
 LOCKED_NOTE_WRITERS = Action.PLAN_WORKSHOPS
 
@@ -225,3 +227,37 @@ def note_or_abort(slug: str, note_id: int, write: bool = False):
         abort(404)
     enforce(note_verdict(current_user, note, write, membership))
     return note, membership
+
+
+# --- Workshops -------------------------------------------------------------------------
+
+
+def can_facilitate(membership: Membership | None) -> bool:
+    """Tell whether this member may plan workshop days and run sessions."""
+    return (
+        membership is not None
+        and decide(membership.user, membership.community, Action.PLAN_WORKSHOPS, membership)
+        is Verdict.ALLOWED
+    )
+
+
+def workshop_day_or_abort(slug: str, day_id: int, action: Action):
+    """Load a community's workshop day and check the current user may do `action` there."""
+    from cop.workshops.services import day_in
+
+    community, membership = community_or_abort(slug, action)
+    day = day_in(community, day_id)
+    if day is None:
+        abort(404)
+    return day, membership
+
+
+def workshop_session_or_abort(slug: str, session_id: int, action: Action):
+    """Load a community's session and check the current user may do `action` there."""
+    from cop.workshops.services import session_in
+
+    community, membership = community_or_abort(slug, action)
+    session = session_in(community, session_id)
+    if session is None:
+        abort(404)
+    return session, membership
