@@ -274,7 +274,7 @@ def move_session(actor: User, session: WorkshopSession, position: int) -> None:
 
 
 def remove_session(actor: User, session: WorkshopSession) -> None:
-    """Take a session off the agenda; its note stays readable in the community's notes."""
+    """Take a session that has not started off the agenda (its shared note is kept)."""
     day = session.workshop_day
     if session.phase is not Phase.PREPARE:
         raise ServiceError(_("A session that has started cannot be removed."))
