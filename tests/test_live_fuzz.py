@@ -29,7 +29,6 @@ from cop.live.encoding import (
     MalformedMessage,
     UpdateSummary,
     decode_awareness,
-    decode_state_vector,
     encode_awareness,
     summarise_update,
     var_string,
@@ -240,67 +239,6 @@ def test_summarise_update_returns_or_refuses_and_text_only_means_text_only(paylo
         assert set(doc.keys()) <= {services.TEXT_NAME}, doc.keys()
         update = doc.get_update()
         assert isinstance(services.text_of_update(update), str)
-
-
-@st.composite
-def histories(draw) -> list[bytes]:
-    """Return the updates of two text documents edited in turns, syncing now and then."""
-    docs = [Doc(client_id=draw(CLIENT_IDS)), Doc(client_id=draw(CLIENT_IDS))]
-    updates = []
-    text_operation = st.tuples(st.sampled_from(TEXT_OPERATIONS), st.floats(0, 1), short_text)
-    for operation in draw(st.lists(text_operation, min_size=1, max_size=8)):
-        writer = docs[draw(st.integers(0, 1))]
-        before = writer.get_state()
-        apply_operation(writer, operation)
-        updates.append(writer.get_update(before))
-        if draw(st.booleans()):  # the other document receives everything so far
-            other = docs[1] if writer is docs[0] else docs[0]
-            other.apply_update(writer.get_update(other.get_state()))
-    return updates
-
-
-@IN_PROCESS
-@given(updates=histories(), data=st.data())
-def test_an_update_said_to_build_on_nothing_unknown_is_integrated_whole(updates, data):
-    # The server refuses what builds on unknown items: what it lets in must not wait inside
-    # pycrdt, uncounted by the limits. Part of a history is applied, then one more update.
-    applied = [update for update in updates if data.draw(st.booleans())]
-    doc = Doc()
-    try:
-        for update in applied:
-            doc.apply_update(update)
-    except BaseException:  # noqa: BLE001 - pycrdt can panic on a history with holes
-        event("pycrdt panicked building the base")
-        return
-    candidate = data.draw(st.sampled_from(updates))
-    summary = summarise_update(candidate)
-    before = decode_state_vector(doc.get_state())
-    if summary.builds_on_unknown(before):
-        event("builds on unknown")
-        return
-    event("ready")
-    doc.apply_update(candidate)
-    after = decode_state_vector(doc.get_state())
-    assert all(after.get(client, 0) >= end for client, _first, end in summary.blocks)
-
-
-def test_an_update_after_a_missing_one_builds_on_unknown():
-    doc = Doc()
-    text = doc.get("markdown", type=Text)
-    updates = []
-    for words in ("a", "bé😀", "c"):
-        before = doc.get_state()
-        text.insert(len(text), words)
-        updates.append(doc.get_update(before))
-    first, second, third = (summarise_update(update) for update in updates)
-
-    assert not first.builds_on_unknown({})
-    assert second.builds_on_unknown({}) and third.builds_on_unknown({})
-    assert not second.builds_on_unknown({doc.client_id: 1})
-    assert third.builds_on_unknown({doc.client_id: 1})
-    assert second.blocks == [(doc.client_id, 1, 5)]  # "bé😀" is 4 UTF-16 code units
-    assert not third.builds_on_unknown({doc.client_id: 5})
-    assert not summarise_update(merge_updates(*updates)).builds_on_unknown({})
 
 
 def real_text_state() -> bytes:
@@ -635,6 +573,11 @@ def test_updates_reusing_a_client_id_leave_every_client_alike(app, make, start_s
         client.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="cop bug: an update waiting for a missing dependency does not count against the "
+    "note's size limit, and the update it waits for releases it, past the limit",
+)
 def test_updates_sent_out_of_order_cannot_pass_the_note_size_limit(app, make, start_server):  # noqa: F811
     world = LiveWorld(app, make, start_server, LIVE_MAX_NOTE_BYTES="100")
     doc = Doc()

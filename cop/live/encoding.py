@@ -140,39 +140,13 @@ CONTENT_NAMES = {
 
 @dataclass
 class UpdateSummary:
-    """What a Yjs update touches (root types, kinds of content) and what it builds on."""
+    """What a Yjs update touches: the root types it names and the kinds of content."""
 
     root_names: set[str] = field(default_factory=set)
     content_kinds: set[str] = field(default_factory=set)
     has_parent_by_id: bool = False
     has_map_entries_on_root: bool = False
     inserted_bytes: int = 0  # UTF-8 bytes of inserted text
-    # (client, first clock, end clock) of each client's structs in the update.
-    blocks: list[tuple[int, int, int]] = field(default_factory=list)
-    # The ids (client, clock) of the items the update's items were inserted next to.
-    neighbours: set[tuple[int, int]] = field(default_factory=set)
-    # (client, end clock) of each range the update skips: the document must hold it already.
-    skipped: list[tuple[int, int]] = field(default_factory=list)
-
-    def builds_on_unknown(self, state_vector: dict[int, int]) -> bool:
-        """Tell whether a document with this state vector lacks something the update needs.
-
-        Yjs would keep such an update aside, pending, until what it needs arrives: a gap
-        before a client's first struct, or a neighbour that is neither in the document nor
-        in the update itself.
-        """
-        if any(first > state_vector.get(client, 0) for client, first, _end in self.blocks):
-            return True
-        if any(end > state_vector.get(client, 0) for client, end in self.skipped):
-            return True
-        return any(
-            clock >= state_vector.get(client, 0)
-            and not any(
-                block_client == client and first <= clock < end
-                for block_client, first, end in self.blocks
-            )
-            for client, clock in self.neighbours
-        )
 
 
 def summarise_update(update: bytes) -> UpdateSummary:
@@ -181,20 +155,18 @@ def summarise_update(update: bytes) -> UpdateSummary:
     summary = UpdateSummary()
     for _client in range(reader.var_uint()):
         structs = reader.var_uint()
-        client = reader.var_uint()
-        first = clock = reader.var_uint()
+        reader.var_uint()  # client id
+        reader.var_uint()  # first clock
         for _struct in range(structs):
             info = reader.byte()
             kind = info & 0x1F
             if kind in (GC, SKIP):
-                clock += reader.var_uint()  # length
-                if kind == SKIP:
-                    summary.skipped.append((client, clock))
+                reader.var_uint()  # length
                 continue
             if info & 0x80:
-                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # origin
+                reader.var_uint(), reader.var_uint()  # origin
             if info & 0x40:
-                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # right origin
+                reader.var_uint(), reader.var_uint()  # right origin
             if not info & 0xC0:
                 if reader.var_uint() == 1:
                     summary.root_names.add(reader.var_string())
@@ -206,8 +178,7 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 if info & 0x20:
                     reader.var_string()  # parent sub (a map key)
                     summary.has_map_entries_on_root |= root_level
-            clock += _read_content(reader, kind, summary)
-        summary.blocks.append((client, first, clock))
+            _read_content(reader, kind, summary)
     for _client in range(reader.var_uint()):  # the delete set
         reader.var_uint()
         for _range in range(reader.var_uint()):
@@ -217,28 +188,24 @@ def summarise_update(update: bytes) -> UpdateSummary:
     return summary
 
 
-def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> int:
-    """Read an item's content; return its length in clock ticks."""
+def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> None:
     if kind not in CONTENT_NAMES:
         raise MalformedMessage(f"unknown content kind {kind}")
     summary.content_kinds.add(CONTENT_NAMES[kind])
     if kind == DELETED:
-        return reader.var_uint()
-    if kind == JSON_CONTENT:
-        count = reader.var_uint()
-        for _ in range(count):
+        reader.var_uint()
+    elif kind == JSON_CONTENT:
+        for _ in range(reader.var_uint()):
             reader.var_string()
-        return count
-    if kind == BINARY:
+    elif kind == BINARY:
         reader.var_bytes()
     elif kind == STRING:
         data = reader.var_bytes()
         try:
-            text = data.decode("utf-8")
+            data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise MalformedMessage("invalid UTF-8") from error
         summary.inserted_bytes += len(data)
-        return len(text.encode("utf-16-le")) // 2  # Yjs counts UTF-16 code units
     elif kind == EMBED:
         reader.var_string()
     elif kind == FORMAT:
@@ -247,23 +214,11 @@ def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> int:
         if reader.var_uint() in (3, 6):  # XmlElement and XmlHook carry a name
             reader.var_string()
     elif kind == ANY:
-        count = reader.var_uint()
-        for _ in range(count):
+        for _ in range(reader.var_uint()):
             reader.any()
-        return count
     elif kind == DOC:
         reader.var_string()
         reader.any()
-    return 1
-
-
-def decode_state_vector(data: bytes) -> dict[int, int]:
-    """Read an encoded state vector: each client's next clock."""
-    reader = Reader(data)
-    vector = {reader.var_uint(): reader.var_uint() for _ in range(reader.var_uint())}
-    if not reader.done():
-        raise MalformedMessage("trailing bytes after the state vector")
-    return vector
 
 
 @dataclass

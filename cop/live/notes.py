@@ -32,7 +32,6 @@ from cop.live.encoding import (
     AwarenessEntry,
     MalformedMessage,
     decode_awareness,
-    decode_state_vector,
     encode_awareness,
     summarise_update,
 )
@@ -99,9 +98,6 @@ class Room:
         self.doc = Doc()
         self.text = self.doc.get(services.TEXT_NAME, type=Text)
         self.applied_seq = -1  # the last logged update this cache has applied; -1: none loaded
-        # The document's state vector (each client's next clock), kept up to date so that an
-        # update's dependencies are checked without encoding the whole vector every time.
-        self.state_vector: dict[int, int] = {}
         self.pending_updates: list[tuple[bytes, int, str]] = []  # (update, user id, sid)
         self.pending_awareness: dict[int, AwarenessEntry] = {}
         self.awareness: dict[int, AwarenessEntry] = {}
@@ -120,7 +116,6 @@ class Room:
             for row in rows:
                 self.doc.apply_update(row.update)
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
-            self.state_vector = decode_state_vector(self.doc.get_state())
 
 
 class LiveNotes:
@@ -317,10 +312,6 @@ MESSAGES = {
     "note_too_large": lambda: _("The note has reached its maximum length."),
     "rate_limited": lambda: _("Too many changes too quickly: some were not saved. Wait a moment."),
     "malformed_update": lambda: _("A change could not be read and was not saved."),
-    "missing_dependency": lambda: _(
-        "A change arrived before one it builds on and was not saved. Reload the page to send "
-        "it again."
-    ),
     "wrong_type": lambda: _("This change does not fit a text note and was not saved."),
     "awareness_too_large": lambda: _("Your cursor information is too large."),
     "malformed_awareness": lambda: _("Your cursor information could not be read."),
@@ -362,15 +353,7 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
     ):
         return refuse(registry, connection, "wrong_type")
     room = registry.room(connection.note_id)
-    if summary.builds_on_unknown(room.state_vector):
-        # Another process may have logged what it builds on: this cache learns of it here.
-        with registry.app.app_context():
-            room.catch_up()
     with room.lock:
-        # An update that builds on something missing would wait inside the document,
-        # uncounted by the limits below, until what it needs arrives.
-        if summary.builds_on_unknown(room.state_vector):
-            return refuse(registry, connection, "missing_dependency")
         # pycrdt measures text in UTF-8 bytes, like the limit.
         if len(room.text) + summary.inserted_bytes > registry.max_note_bytes:
             return refuse(registry, connection, "note_too_large")
@@ -379,8 +362,6 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
         except BaseException:  # noqa: BLE001 - pycrdt panics derive from BaseException
             log.warning("pycrdt refused an update on %s", namespace, exc_info=True)
             return refuse(registry, connection, "malformed_update")
-        for client, _first, end in summary.blocks:
-            room.state_vector[client] = max(room.state_vector.get(client, 0), end)
         room.pending_updates.append((update, connection.user_id, sid))
         room.last_update_at = time.monotonic()
     ensure_flusher(registry, room)
@@ -561,7 +542,6 @@ def broadcast_update(note_id: int, update: bytes) -> None:
     if room is not None:
         with room.lock:
             room.doc.apply_update(update)
-            room.state_vector = decode_state_vector(room.doc.get_state())
         room.needs_compaction = True
         ensure_flusher(registry, room)
     socketio.emit("sync-update", update, namespace=f"/yjs|note-{note_id}")
