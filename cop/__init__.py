@@ -156,6 +156,7 @@ def register_blueprints(app: Flask) -> None:
     from cop.core.errors import register_error_handlers
     from cop.core.views import bp as core_bp
     from cop.live import notes as live_notes
+    from cop.live import workshop as live_workshop
     from cop.notes.views import bp as notes_bp
     from cop.workshops.views import bp as workshops_bp
 
@@ -166,6 +167,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(workshops_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     live_notes.init_app(app)
+    live_workshop.init_app(app)
     register_error_handlers(app)
 
 

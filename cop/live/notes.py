@@ -158,6 +158,10 @@ def init_app(app) -> None:
     """
     registry = LiveNotes(app)
     app.extensions["cop_live_notes"] = registry
+    # Bound here rather than by decorators: a decorator binds to the Socket.IO server that
+    # exists when the module is first imported, and each app (each test) gets a new one.
+    socketio.on_event("connect", on_connect, namespace="*")
+    socketio.on_event("disconnect", on_disconnect, namespace="*")
     for event, handler in (
         ("sync-step-1", on_sync_step_1),
         ("sync-update", on_sync_update),
@@ -181,7 +185,6 @@ def identity_of(user, membership) -> dict:
 # --- Connecting -----------------------------------------------------------------------
 
 
-@socketio.on("connect", namespace="*")
 def on_connect(auth=None):
     """Admit a member of the note's community (cookie or API token), then sync with them."""
     if request.namespace == "/":
@@ -246,7 +249,6 @@ def on_connect(auth=None):
     return True
 
 
-@socketio.on("disconnect", namespace="*")
 def on_disconnect(*_reason):
     """Forget the socket, withdraw its cursor, and compact the note when the room empties."""
     registry = live()

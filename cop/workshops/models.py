@@ -38,6 +38,9 @@ class Phase(enum.StrEnum):
     CLOSED = "closed"
 
 
+PHASES = list(Phase)
+
+
 class WorkshopDay(db.Model):
     """A day of live workshops, planned in the local time of its time zone."""
 
@@ -97,6 +100,9 @@ class WorkshopSession(db.Model):
     max_dots_per_card: Mapped[int] = mapped_column(default=2)
     allows_anonymous_cards: Mapped[bool] = mapped_column(default=False)
     phase: Mapped[Phase] = mapped_column(_enum(Phase), default=Phase.PREPARE)
+    # The countdown: running until timer_ends_at (UTC), or paused with this many seconds left.
+    timer_ends_at: Mapped[datetime | None]
+    timer_paused_seconds: Mapped[int | None]
     note_id: Mapped[int | None] = mapped_column(ForeignKey("note.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
