@@ -67,6 +67,14 @@ def serve(app, host: str, port: int) -> None:
         socketio.start_background_task(shut_down)
 
     signal.signal(signal.SIGTERM, terminate)
+
+    def keep_the_loop_awake():
+        # A task started by the signal handler runs when the event loop next wakes up; an
+        # idle server's loop would sleep until the next connection, so SIGTERM waited.
+        while True:
+            socketio.sleep(0.5)
+
+    socketio.start_background_task(keep_the_loop_awake)
     # python-socketio subscribes to the message queue (Redis) on the first connection only,
     # so a broadcast from another process in the first moments could be missed: subscribe now.
     if not socketio.server.manager_initialized:

@@ -6,6 +6,7 @@ stopped by its PID when the test ends. Waits are bounded; nothing asserts a dura
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,26 @@ def test_wsgi_serves_http_and_socketio(start_server, tmp_path, mode):
     assert f"cop serving on http://127.0.0.1:{port}/ ({mode or 'eventlet'})" in server.log()
     assert_socketio_handshake_by_polling(server.url)
     assert_socketio_handshake_by_websocket(server.port)
+
+
+def test_an_idle_server_stops_on_sigterm(start_server, tmp_path):
+    # SIGTERM's handler starts the shutdown as a green task; on a server nobody had used,
+    # the event loop slept and the task never ran, so the process did not stop.
+    port = free_port()
+    environment = server_environment(f"sqlite:///{tmp_path / 'cop.sqlite'}", port)
+    server = start_server(["wsgi.py"], environment)
+    server.wait_until_healthy()
+    time.sleep(3)  # let the last request's connection close: nothing left to wake the loop
+
+    server.process.send_signal(signal.SIGTERM)
+
+    # A liveness bound, far above the ~3 s it takes: without the fix, eventlet's idle loop
+    # slept its full 60 s before the shutdown task could run.
+    try:
+        code = server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server still ran 20 s after SIGTERM:\n{server.log()}")
+    assert code == 0
 
 
 def assert_socketio_handshake_by_polling(url: str) -> None:
