@@ -128,18 +128,25 @@ def _load(schema: Schema, payload) -> dict:
         raise Refusal("invalid", _("This command is not valid."), error.messages) from error
 
 
+def _visible_session(session_id: int, refusal: Refusal):
+    """Return the session with the person and membership, if they may see it; else refuse."""
+    session = db.session.get(WorkshopSession, session_id)
+    user = actor()
+    if session is None or user is None:
+        raise refusal
+    community = session.workshop_day.community
+    membership = membership_of(user, community)
+    if decide(user, community, Action.VIEW_MEMBERS_AREA, membership) is not Verdict.ALLOWED:
+        raise refusal
+    return session, user, membership
+
+
 def _joined_session(data: dict, facilitator: bool = False) -> WorkshopSession:
     """Return the session the command is for, if the socket joined it and may act there."""
     if _sockets()["joined"].get(request.sid) != data["session_id"]:
         raise Refusal("not_joined", _("Join this session's room first."))
-    session = db.session.get(WorkshopSession, data["session_id"])
-    user = actor()
-    if session is None or user is None:
-        raise Refusal("forbidden", _("You do not have permission to do this."))
-    community = session.workshop_day.community
-    membership = membership_of(user, community)
-    if decide(user, community, Action.VIEW_MEMBERS_AREA, membership) is not Verdict.ALLOWED:
-        raise Refusal("forbidden", _("You do not have permission to do this."))
+    forbidden = Refusal("forbidden", _("You do not have permission to do this."))
+    session, _user, membership = _visible_session(data["session_id"], forbidden)
     if facilitator and not can_facilitate(membership):
         raise Refusal("forbidden", _("Only the session's facilitators can do this."))
     return session
@@ -183,16 +190,11 @@ def on_join(payload=None):
     """Enter a session's room (sent by anyone who may see it); answer its whole state."""
     try:
         data = _load(Command(), payload)
-        session = db.session.get(WorkshopSession, data["session_id"])
-        user = actor()
-        if session is None or user is None:
-            raise Refusal("not_found", _("This session does not exist, or you cannot see it."))
-        community = session.workshop_day.community
-        membership = membership_of(user, community)
-        if decide(user, community, Action.VIEW_MEMBERS_AREA, membership) is not Verdict.ALLOWED:
-            raise Refusal("not_found", _("This session does not exist, or you cannot see it."))
+        unseen = Refusal("not_found", _("This session does not exist, or you cannot see it."))
+        session, user, membership = _visible_session(data["session_id"], unseen)
     except Refusal as error:
         return refused(error)
+    community = session.workshop_day.community
     joined = _sockets()["joined"]
     if request.sid in joined:
         leave_room(room_of(joined[request.sid]))
