@@ -18,6 +18,7 @@ from cop.auth.models import ApiToken
 from cop.auth.services import api_token_for
 from cop.core.errors import ServiceError
 from cop.core.permissions import Action, Verdict, can_facilitate, decide, membership_of
+from cop.core.time import utcnow
 from cop.extensions import db, socketio
 from cop.workshops import room
 from cop.workshops.models import Phase, WorkshopSession
@@ -103,7 +104,6 @@ def actor():
 
 def state_of(session: WorkshopSession) -> dict:
     """Return what everyone in the room sees of the session now."""
-    from cop.core.time import utcnow
 
     def utc(moment):
         return moment.isoformat(timespec="seconds") + "Z" if moment else None

@@ -227,14 +227,18 @@ def add_session(slug: str, day_id: int):
 def session(slug: str, session_id: int):
     """Show a session: its question, its shared note, what was parked in it."""
     session, membership = workshop_session_or_abort(slug, session_id, Action.VIEW_MEMBERS_AREA)
+    return _session_page(session, membership, ParkItemForm(formdata=None))
+
+
+def _session_page(session, membership, park_form, status=200):
     return render_template(
         "workshops/session.html",
         community=session.workshop_day.community,
         day=session.workshop_day,
         session=session,
         can_plan=can_facilitate(membership),
-        park_form=ParkItemForm(formdata=None),
-    )
+        park_form=park_form,
+    ), status
 
 
 @bp.route("/c/<slug>/sessions/<int:session_id>/edit", methods=["GET", "POST"])
@@ -311,11 +315,4 @@ def park_item(slug: str, session_id: int):
             db.session.commit()
             flash(_("Parked: it will be listed on the next day's agenda."), "success")
             return redirect(url_for("workshops.session", slug=slug, session_id=session.id))
-    return render_template(
-        "workshops/session.html",
-        community=session.workshop_day.community,
-        day=session.workshop_day,
-        session=session,
-        can_plan=can_facilitate(membership),
-        park_form=form,
-    ), 400
+    return _session_page(session, membership, form, status=400)
