@@ -60,13 +60,18 @@ class Room(Planning):
             return session.phase, session.timer_ends_at, session.timer_paused_seconds
 
 
-@pytest.fixture
-def room(app, make, auth, client):
+def open_room(app, make, auth, client):
+    """Yield a planned session's room, disconnecting its sockets afterwards."""
     world = Room(app, make, auth, client)
     yield world
     for socket in world.sockets:
         if socket.is_connected(ROOM):
             socket.disconnect(ROOM)
+
+
+@pytest.fixture
+def room(app, make, auth, client):
+    yield from open_room(app, make, auth, client)
 
 
 def events(socket, name):
@@ -89,11 +94,16 @@ def test_joining_gives_the_whole_state_and_what_one_may_do(room):
     answer = command(facilitator, "join", {"session_id": room.session_id})
     watching = command(observer, "join", {"session_id": room.session_id})
 
-    assert answer["ok"] and answer["can_facilitate"] and answer["can_take_part"]
+    assert (
+        answer["ok"]
+        and answer["state"]["you"]["can_facilitate"]
+        and answer["state"]["you"]["can_take_part"]
+    )
     assert answer["state"]["phase"] == "prepare"
     assert answer["state"]["timer"] == {"ends_at": None, "paused_seconds": None}
     assert answer["state"]["server_now"].endswith("Z")
-    assert watching["ok"] and not watching["can_facilitate"] and not watching["can_take_part"]
+    assert watching["ok"] and not watching["state"]["you"]["can_facilitate"]
+    assert not watching["state"]["you"]["can_take_part"]
 
 
 def test_a_facilitator_moves_phases_and_everyone_sees_it(room):
@@ -238,7 +248,8 @@ def test_a_personal_api_token_opens_the_room(room, app):
         db.session.commit()
     socket = room.socket(token=secret)
 
-    assert command(socket, "join", {"session_id": room.session_id})["can_facilitate"]
+    joined = command(socket, "join", {"session_id": room.session_id})
+    assert joined["state"]["you"]["can_facilitate"]
     assert room.socket(token="cop_wrong").is_connected(ROOM) is False
 
 

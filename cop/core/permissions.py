@@ -185,6 +185,8 @@ NOTE_RULES: dict[str, tuple[Action, Action]] = {
     "community": (Action.VIEW_MEMBERS_AREA, Action.WRITE_NOTES),
     # A session's shared note: written by those who take part in sessions.
     "session": (Action.VIEW_MEMBERS_AREA, Action.TAKE_PART),
+    # A breakout group's note: the same, so a facilitator and any group can look across.
+    "breakout_group": (Action.VIEW_MEMBERS_AREA, Action.TAKE_PART),
 }
 LOCKED_NOTE_WRITERS = Action.PLAN_WORKSHOPS
 
