@@ -365,19 +365,24 @@ def _lowest_free(taken: set[int], size: int) -> int | None:
 
 
 def unvote(session: WorkshopSession, user: User, card_id: int) -> None:
-    """Take one of one's dots back from a card (vote phase)."""
+    """Take one of one's dots back from a card (vote phase).
+
+    Another socket of the same person may take the same dot back at the same moment: the
+    delete that finds no row left looks for another dot.
+    """
     _require_phase(session, Phase.VOTE)
     card = _in_session(session, Card, card_id)
-    dot = db.session.scalar(
-        select(Vote)
-        .filter_by(card_id=card.id, user_id=user.id)
-        .order_by(Vote.card_slot.desc())
-        .limit(1)
-    )
-    if dot is None:
-        raise RoomError("invalid", _("You have no dot on this card."), {"card_id": ["no_dot"]})
-    db.session.delete(dot)
-    db.session.flush()
+    while True:
+        dot_id = db.session.scalar(
+            select(Vote.id)
+            .filter_by(card_id=card.id, user_id=user.id)
+            .order_by(Vote.card_slot.desc())
+            .limit(1)
+        )
+        if dot_id is None:
+            raise RoomError("invalid", _("You have no dot on this card."), {"card_id": ["no_dot"]})
+        if db.session.execute(delete(Vote).where(Vote.id == dot_id)).rowcount:
+            return
 
 
 # --- Takeaways -----------------------------------------------------------------------------
