@@ -608,8 +608,9 @@ def test_closing_freezes_the_record_and_ends_hands_and_groups(room):
 
     assert run(room, facilitator, "set_phase", phase="closed")["ok"]
 
-    assert events(participant, "hands")[-1] == {"hands": []}
-    assert events(participant, "groups")[-1]["breakout_open"] is False
+    seen = {message["name"]: message["args"][0] for message in participant.get_received(ROOM)}
+    assert seen["hands"] == {"hands": []} and seen["groups"]["breakout_open"] is False
+    assert seen["session-state"]["phase"] == "closed"
     with room.app.app_context():
         session = db.session.get(WorkshopSession, room.session_id)
         assert session.record is not None and not session.breakout_open

@@ -18,6 +18,7 @@ from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from cop.auth.models import ApiToken, User
 from cop.auth.services import api_token_for
@@ -538,6 +539,9 @@ def command(event: str, schema: type[Schema], who: str):
             except RoomError as error:
                 db.session.rollback()
                 return refused(error)
+            except IntegrityError:  # another socket changed the same rows at the same moment
+                db.session.rollback()
+                return refused(RoomError("conflict", _("Someone did the same just now.")))
             db.session.commit()
             for name, body, to in outcome.broadcasts:
                 socketio.emit(name, body, to=to, namespace=NAMESPACE)

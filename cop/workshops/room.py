@@ -455,9 +455,13 @@ def set_hand(session: WorkshopSession, user_id: int, raised: bool) -> None:
     _check_open(session)
     hand = db.session.scalar(select(HandRaise).filter_by(session_id=session.id, user_id=user_id))
     if raised and hand is None:
-        db.session.add(HandRaise(session_id=session.id, user_id=user_id))
+        try:
+            with db.session.begin_nested():
+                db.session.add(HandRaise(session_id=session.id, user_id=user_id))
+        except IntegrityError:
+            pass  # raised at the same moment from another socket: it keeps that place
     elif not raised and hand is not None:
-        db.session.delete(hand)
+        db.session.execute(delete(HandRaise).where(HandRaise.id == hand.id))
     db.session.flush()
 
 
