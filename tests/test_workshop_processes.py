@@ -1,0 +1,110 @@
+"""The live room across two server processes sharing Redis (DESIGN.md, "Running at scale").
+
+A facilitator on one process and a participant on the other see the same room: presence,
+phase changes and cards cross through Redis, and the state each process answers comes from
+the database they share.
+"""
+
+import threading
+from datetime import date, time
+
+import pytest
+import socketio
+from sqlalchemy import select
+
+from cop.communities.models import Community, Role
+from cop.extensions import db
+from cop.workshops.models import WorkshopDay, WorkshopSession
+from tests.conftest import PASSWORD, TEST_REDIS_URL
+from tests.live_client import WAIT_LIMIT, login_cookie
+from tests.test_live_processes import redis_url_for_these_tests
+from tests.test_server import ROOT, free_port, server_environment, start_server  # noqa: F401
+
+pytestmark = pytest.mark.skipif(
+    not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set: no Redis to share the processes' rooms"
+)
+
+
+class Screen:
+    """A person's socket in the room, keeping every event it receives."""
+
+    def __init__(self, url: str, cookie: str):
+        self.events: list[tuple[str, dict]] = []
+        self.arrived = threading.Condition()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._keep, namespace="/workshop")
+        self.client.connect(
+            url,
+            namespaces=["/workshop"],
+            transports=["websocket"],
+            headers={"Cookie": cookie},
+            wait_timeout=WAIT_LIMIT,
+        )
+
+    def _keep(self, event, body):
+        with self.arrived:
+            self.events.append((event, body))
+            self.arrived.notify_all()
+
+    def call(self, event: str, body: dict) -> dict:
+        return self.client.call(event, body, namespace="/workshop", timeout=WAIT_LIMIT)
+
+    def wait_for(self, event: str, check=lambda body: True) -> dict:
+        with self.arrived:
+            found = self.arrived.wait_for(
+                lambda: next((b for e, b in self.events if e == event and check(b)), None),
+                timeout=WAIT_LIMIT,
+            )
+        assert found, f"no {event} in {self.events}"
+        return found
+
+
+def test_a_room_spans_two_processes(app, make, start_server):  # noqa: F811 - the fixture
+    shared = {"REDIS_URL": redis_url_for_these_tests(), "LOGIN_RATE_LIMIT": "1000 per minute"}
+    slug = make.community()
+    facilitator = make.member(slug, Role.FACILITATOR)
+    participant = make.member(slug, Role.PARTICIPANT)
+    with app.app_context():
+        community = db.session.scalar(select(Community).filter_by(slug=slug))
+        day = WorkshopDay(
+            community=community,
+            title="Day",
+            date=date(2027, 1, 14),
+            starts_at_local=time(9),
+            ends_at_local=time(17),
+        )
+        session = WorkshopSession(
+            workshop_day=day, title="Ideas", starts_at_local=time(10), duration_min=60
+        )
+        db.session.add_all([day, session])
+        db.session.commit()
+        session_id = session.id
+    database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    servers = [
+        start_server(
+            [str(ROOT / "wsgi.py")], server_environment(database_url, free_port(), **shared)
+        )
+        for _ in range(2)
+    ]
+    for server in servers:
+        server.wait_until_healthy()
+    hosting = Screen(
+        servers[0].url, login_cookie(servers[0].url, make.email_of(facilitator), PASSWORD)
+    )
+    joining = Screen(
+        servers[1].url, login_cookie(servers[1].url, make.email_of(participant), PASSWORD)
+    )
+    try:
+        assert hosting.call("join", {"session_id": session_id})["ok"]
+        state = joining.call("join", {"session_id": session_id})["state"]
+        assert {person["user_id"] for person in state["present"]} == {facilitator, participant}
+        hosting.wait_for("presence", lambda body: body["person"]["user_id"] == participant)
+
+        assert hosting.call("set_phase", {"session_id": session_id, "phase": "collect"})["ok"]
+        joining.wait_for("session-state", lambda body: body["phase"] == "collect")
+        posted = joining.call("post_card", {"session_id": session_id, "body": "Across"})
+        card = hosting.wait_for("card", lambda body: body["card"]["id"] == posted["card_id"])
+        assert card["card"]["body"] == "Across"
+    finally:
+        hosting.client.disconnect()
+        joining.client.disconnect()
