@@ -1,7 +1,9 @@
-"""A Yjs client of cop's live notes in Python (pycrdt + python-socketio), for tests.
+"""Clients of cop's live parts in Python (python-socketio), for tests.
 
-It speaks the y-socket.io protocol exactly as the npm provider does: `sync-step-1` both
-ways with acks, `sync-update`, `awareness-update`.
+`YClient` is a Yjs client of live notes (pycrdt); it speaks the y-socket.io protocol exactly
+as the npm provider does: `sync-step-1` both ways with acks, `sync-update`,
+`awareness-update`. `RoomScreen` is a person's socket in a workshop session's live room
+(`/workshop`).
 """
 
 import re
@@ -105,6 +107,40 @@ class YClient:
     def close(self) -> None:
         """Disconnect."""
         self.sio.disconnect()
+
+
+class RoomScreen:
+    """A person's socket in a workshop session's live room, keeping every event it receives."""
+
+    def __init__(self, url: str, cookie: str):
+        self.events: list[tuple[str, dict]] = []
+        self.arrived = threading.Condition()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._keep, namespace="/workshop")
+        self.client.connect(
+            url,
+            namespaces=["/workshop"],
+            transports=["websocket"],
+            headers={"Cookie": cookie},
+            wait_timeout=WAIT_LIMIT,
+        )
+
+    def _keep(self, event, body):
+        with self.arrived:
+            self.events.append((event, body))
+            self.arrived.notify_all()
+
+    def call(self, event: str, body: dict) -> dict:
+        return self.client.call(event, body, namespace="/workshop", timeout=WAIT_LIMIT)
+
+    def wait_for(self, event: str, check=lambda body: True) -> dict:
+        with self.arrived:
+            found = self.arrived.wait_for(
+                lambda: next((b for e, b in self.events if e == event and check(b)), None),
+                timeout=WAIT_LIMIT,
+            )
+        assert found, f"no {event} in {self.events}"
+        return found
 
 
 def wait_for(condition, limit: float = WAIT_LIMIT, message: str = "condition") -> None:

@@ -5,58 +5,22 @@ phase changes and cards cross through Redis, and the state each process answers 
 the database they share.
 """
 
-import threading
 from datetime import date, time
 
 import pytest
-import socketio
 from sqlalchemy import select
 
 from cop.communities.models import Community, Role
 from cop.extensions import db
 from cop.workshops.models import WorkshopDay, WorkshopSession
 from tests.conftest import PASSWORD, TEST_REDIS_URL
-from tests.live_client import WAIT_LIMIT, login_cookie
+from tests.live_client import RoomScreen, login_cookie
 from tests.test_live_processes import redis_url_for_these_tests
 from tests.test_server import ROOT, free_port, server_environment, start_server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
     not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set: no Redis to share the processes' rooms"
 )
-
-
-class Screen:
-    """A person's socket in the room, keeping every event it receives."""
-
-    def __init__(self, url: str, cookie: str):
-        self.events: list[tuple[str, dict]] = []
-        self.arrived = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._keep, namespace="/workshop")
-        self.client.connect(
-            url,
-            namespaces=["/workshop"],
-            transports=["websocket"],
-            headers={"Cookie": cookie},
-            wait_timeout=WAIT_LIMIT,
-        )
-
-    def _keep(self, event, body):
-        with self.arrived:
-            self.events.append((event, body))
-            self.arrived.notify_all()
-
-    def call(self, event: str, body: dict) -> dict:
-        return self.client.call(event, body, namespace="/workshop", timeout=WAIT_LIMIT)
-
-    def wait_for(self, event: str, check=lambda body: True) -> dict:
-        with self.arrived:
-            found = self.arrived.wait_for(
-                lambda: next((b for e, b in self.events if e == event and check(b)), None),
-                timeout=WAIT_LIMIT,
-            )
-        assert found, f"no {event} in {self.events}"
-        return found
 
 
 def test_a_room_spans_two_processes(app, make, start_server):  # noqa: F811 - the fixture
@@ -88,10 +52,10 @@ def test_a_room_spans_two_processes(app, make, start_server):  # noqa: F811 - th
     ]
     for server in servers:
         server.wait_until_healthy()
-    hosting = Screen(
+    hosting = RoomScreen(
         servers[0].url, login_cookie(servers[0].url, make.email_of(facilitator), PASSWORD)
     )
-    joining = Screen(
+    joining = RoomScreen(
         servers[1].url, login_cookie(servers[1].url, make.email_of(participant), PASSWORD)
     )
     try:

@@ -26,6 +26,7 @@ from cop.communities.models import Membership, Organisation
 from cop.core.permissions import Action, Verdict, can_facilitate, decide, membership_of
 from cop.core.time import utcnow
 from cop.extensions import db, socketio
+from cop.live import notes as live_notes
 from cop.notes.models import Note
 from cop.workshops import room
 from cop.workshops.models import (
@@ -479,6 +480,7 @@ class Outcome:
 
     answer: dict = field(default_factory=dict)
     broadcasts: list[tuple[str, dict, str]] = field(default_factory=list)  # event, body, room
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def tell(self, event: str, body: dict, to: str) -> "Outcome":
         """Add a broadcast."""
@@ -543,6 +545,8 @@ def command(event: str, schema: type[Schema], who: str):
                 db.session.rollback()
                 return refused(RoomError("conflict", _("Someone did the same just now.")))
             db.session.commit()
+            for task in outcome.after_commit:
+                task()
             for name, body, to in outcome.broadcasts:
                 socketio.emit(name, body, to=to, namespace=NAMESPACE)
             return {"ok": True} | outcome.answer
@@ -719,7 +723,11 @@ def spotlight(session, _user, _membership, data) -> Outcome:
 def lock_note(session, _user, _membership, data) -> Outcome:
     """Make the note read-only for participants, or writable again."""
     room.lock_note(session, data["locked"])
-    return _state_changed(session)
+    outcome = _state_changed(session)
+    # This process's note sockets learn the lock at once; other processes' within
+    # LIVE_RIGHTS_CHECK_SECONDS, when their rights check reads it.
+    outcome.after_commit.append(lambda: live_notes.check_rights(live_notes.live()))
+    return outcome
 
 
 @command("open_groups", OpenGroups, FACILITATING)
