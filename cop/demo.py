@@ -5,10 +5,11 @@ Everything here is invented: the organisations, the people and their addresses
 """
 
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import click
 from flask.cli import with_appcontext
+from pycrdt import Doc, Text
 from sqlalchemy import func, select
 
 from cop.auth import services as auth_services
@@ -24,7 +25,21 @@ from cop.communities.models import (
 )
 from cop.core.errors import ConflictError, ServiceError
 from cop.extensions import db
+from cop.notes import services as note_services
 from cop.workshops import services as workshop_services
+from cop.workshops.models import (
+    Attendance,
+    Card,
+    Cluster,
+    Phase,
+    Takeaway,
+    TakeawayKind,
+    Vote,
+    WorkshopDay,
+    WorkshopSession,
+    WorkshopStatus,
+)
+from cop.workshops.record import freeze
 
 DEFAULT_PASSWORD = "cop-demo-2026"
 
@@ -168,6 +183,180 @@ PARKED = (
 )
 
 
+# The first day is over: its session on the theme ("Ce qui marche, ce qui bloque") was run
+# and closed, so that its record can be explored. Who was there, by email:
+PRESENT = (
+    "host@demo.example",
+    "facilitator@demo.example",
+    "editor@demo.example",
+    "participant@demo.example",
+    "nicolas.dubois@demo.example",
+    "lea.fontaine@demo.example",
+    "marc.verhaegen@demo.example",
+    "gabriel.roy@demo.example",
+    "manon.lambert@demo.example",
+    "karim.benali@demo.example",
+    "fatou.ndiaye@demo.example",
+    "antoine.girard@demo.example",
+    "isabelle.perrin@demo.example",
+    "observer@demo.example",
+)
+CLUSTERS = (
+    "Des formats adaptés à chaque public",
+    "Le temps et la surcharge d'information",
+    "La confiance entre membres",
+)
+# (author's email, text, cluster index or None, anonymous?)
+CARDS = (
+    (
+        "participant@demo.example",
+        "Une lettre d'information mensuelle courte, trois nouvelles au plus : nos membres la "
+        "lisent vraiment.",
+        0,
+        False,
+    ),
+    (
+        "nicolas.dubois@demo.example",
+        "Les groupes de messagerie marchent pour l'urgence, mais l'information s'y perd en deux "
+        "jours.",
+        0,
+        False,
+    ),
+    (
+        "marc.verhaegen@demo.example",
+        "Un agenda partagé des événements des membres évite les doublons et crée des occasions "
+        "de se croiser.",
+        0,
+        False,
+    ),
+    (
+        "fatou.ndiaye@demo.example",
+        "Traduire l'essentiel en wolof et en pulaar pour toucher les groupements de femmes.",
+        0,
+        False,
+    ),
+    (
+        "lea.fontaine@demo.example",
+        "Trop de listes de diffusion qui se recoupent : on ne sait plus laquelle lire.",
+        1,
+        False,
+    ),
+    (
+        "karim.benali@demo.example",
+        "Les petites associations n'ont pas de salarié·e pour lire et relayer : l'information "
+        "s'arrête chez nous.",
+        1,
+        True,
+    ),
+    (
+        "host@demo.example",
+        "Un quart d'heure de veille partagée au début de chaque réunion mensuelle : chacun "
+        "apporte une information.",
+        1,
+        False,
+    ),
+    (
+        "antoine.girard@demo.example",
+        "Côté collectivité, nous recevons trop de sollicitations : un interlocuteur unique par "
+        "réseau nous aiderait.",
+        2,
+        False,
+    ),
+    (
+        "gabriel.roy@demo.example",
+        "Les rencontres en présentiel, même une fois par an, font circuler l'information toute "
+        "l'année ensuite.",
+        2,
+        False,
+    ),
+    (
+        "lea.fontaine@demo.example",
+        "On partage plus volontiers une difficulté quand on sait que ça ne sortira pas du groupe.",
+        2,
+        True,
+    ),
+    (
+        "editor@demo.example",
+        "Valoriser ce que les membres publient eux-mêmes plutôt que tout rédiger à leur place.",
+        2,
+        False,
+    ),
+    (
+        "manon.lambert@demo.example",
+        "Former les membres aux outils collaboratifs avant de les leur proposer.",
+        None,
+        False,
+    ),
+)
+# A card the facilitator hid (moderation): the record leaves it out.
+HIDDEN_CARD = (
+    "nicolas.dubois@demo.example",
+    "Pour la liste des contacts presse, appelez-moi directement au 06 12 34 56 78.",
+    "Contient un numéro de téléphone personnel : à partager en privé.",
+)
+# Each voter's dots, by index in CARDS: three dots each, at most two on one card.
+DOTS = {
+    "host@demo.example": (5, 5, 0),
+    "editor@demo.example": (0, 0, 11),
+    "participant@demo.example": (5, 8, 4),
+    "nicolas.dubois@demo.example": (0, 2, 2),
+    "lea.fontaine@demo.example": (5, 8, 3),
+    "marc.verhaegen@demo.example": (8, 8, 3),
+    "gabriel.roy@demo.example": (9, 9, 0),
+    "manon.lambert@demo.example": (4, 4, 1),
+    "karim.benali@demo.example": (4, 9, 6),
+    "fatou.ndiaye@demo.example": (0, 5, 7),
+    "antoine.girard@demo.example": (9, 9, 8),
+    "isabelle.perrin@demo.example": (2, 10, 7),
+}
+# (kind, text, indexes in CLUSTERS it comes from)
+TAKEAWAYS = (
+    (
+        TakeawayKind.KEY_ISSUE,
+        "L'information se perd faute de temps pour la lire et la relayer, surtout dans les "
+        "petites associations sans salarié·e.",
+        (1,),
+    ),
+    (
+        TakeawayKind.LEVER,
+        "Des formats courts et réguliers (lettre mensuelle de trois nouvelles, agenda partagé), "
+        "traduits quand les membres ne lisent pas le français.",
+        (0,),
+    ),
+    (
+        TakeawayKind.CONDITION,
+        "Un climat de confiance, entretenu par des rencontres régulières, où l'on peut partager "
+        "une difficulté sans qu'elle sorte du groupe.",
+        (2,),
+    ),
+)
+SESSION_NOTE = """Prise de notes partagée de la journée 1, relue par l'équipe d'animation.
+
+## Ce qui marche
+
+- La **lettre mensuelle courte** du Collectif Eau Partagée est citée en exemple : trois \
+nouvelles, un lien pour chacune, envoyée toujours le même jour.
+- L'agenda partagé des réseaux wallons évite que deux formations tombent le même jour.
+- Les rencontres annuelles en présentiel créent des liens qui font ensuite circuler \
+l'information.
+
+## Ce qui bloque
+
+- Les listes de diffusion se recoupent ; plusieurs participants ne les lisent plus.
+- Dans les petites associations, personne n'a le temps de relayer : « l'information \
+s'arrête à la porte ».
+- Les collectivités reçoivent des sollicitations de toutes parts et ne savent pas à qui \
+répondre.
+
+## À creuser
+
+1. Faire l'inventaire des lettres régionales existantes (parqué pour la journée 2).
+2. Tester un agenda partagé entre deux réseaux volontaires d'ici la prochaine journée.
+3. Demander aux collectivités présentes ce qu'elles attendent d'un interlocuteur unique.
+"""
+NOTE_WRITERS = ("facilitator@demo.example", "editor@demo.example")
+
+
 @dataclass
 class Demo:
     """What `load_demo` created: the community, and its memberships in the order of PEOPLE."""
@@ -228,9 +417,13 @@ def load_demo(password: str = DEFAULT_PASSWORD) -> Demo:
 
 
 def _plan_workshop_days(community: Community, users: list[User]) -> None:
-    """Plan the five workshop days, the first in two weeks, and park two items in the first."""
+    """Plan the five workshop days, four weeks apart, and run the first one's main session.
+
+    The first day was two weeks ago: its session on the theme is closed, with a record, and
+    two items were parked in it; the next day is in two weeks.
+    """
     facilitators = (users[1], users[2])
-    first_date = date.today() + timedelta(days=14)
+    first_date = date.today() - timedelta(days=14)
     themes = community.active_themes
     for number, (title, theme_index, description) in enumerate(DAYS):
         day = workshop_services.create_day(
@@ -265,6 +458,96 @@ def _plan_workshop_days(community: Community, users: list[User]) -> None:
         if number == 0:
             for text in PARKED:
                 workshop_services.park_item(facilitators[0], day.sessions[1], text)
+            _run_and_close(day, day.sessions[1], {user.email: user for user in users})
+
+
+def _utc(moment: datetime) -> datetime:
+    """Return an aware datetime as the naive UTC datetime the database stores."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _run_and_close(day: WorkshopDay, session: WorkshopSession, people: dict[str, User]) -> None:
+    """Fill a session as its live room would have, close it and freeze its record."""
+    start, end = _utc(session.starts_at), _utc(session.ends_at)
+    clusters = [
+        Cluster(session_id=session.id, label=label, position=position, created_at=start)
+        for position, label in enumerate(CLUSTERS, start=1)
+    ]
+    db.session.add_all(clusters)
+    db.session.flush()
+    cards = [
+        Card(
+            session_id=session.id,
+            author_id=people[email].id,
+            body=body,
+            is_anonymous=anonymous,
+            cluster_id=clusters[cluster].id if cluster is not None else None,
+            created_at=start + timedelta(minutes=10, seconds=40 * number),
+        )
+        for number, (email, body, cluster, anonymous) in enumerate(CARDS)
+    ]
+    email, body, reason = HIDDEN_CARD
+    hidden = Card(
+        session_id=session.id,
+        author_id=people[email].id,
+        body=body,
+        hidden_reason=reason,
+        hidden_by_id=session.facilitator_id,
+        created_at=start + timedelta(minutes=14),
+    )
+    db.session.add_all([*cards, hidden])
+    db.session.flush()
+    for email, chosen in DOTS.items():
+        on_card: dict[int, int] = {}
+        for slot, index in enumerate(chosen, start=1):
+            on_card[index] = on_card.get(index, 0) + 1
+            db.session.add(
+                Vote(
+                    session_id=session.id,
+                    user_id=people[email].id,
+                    card_id=cards[index].id,
+                    slot=slot,
+                    card_slot=on_card[index],
+                    created_at=start + timedelta(minutes=35),
+                )
+            )
+    for position, (kind, text, from_clusters) in enumerate(TAKEAWAYS, start=1):
+        db.session.add(
+            Takeaway(
+                session_id=session.id,
+                kind=kind,
+                theme_id=session.theme_id,
+                text=text,
+                position=position,
+                created_by_id=session.facilitator_id,
+                clusters=[clusters[index] for index in from_clusters],
+                created_at=end - timedelta(minutes=10),
+            )
+        )
+    for number, email in enumerate(PRESENT):
+        db.session.add(
+            Attendance(
+                workshop_day_id=day.id,
+                session_id=session.id,
+                user_id=people[email].id,
+                sid=f"demo-{number}",
+                joined_at=start - timedelta(minutes=2),
+                left_at=end,
+            )
+        )
+    _write_note(session.note_id, SESSION_NOTE, {people[email].id for email in NOTE_WRITERS})
+    session.phase = Phase.CLOSED
+    day.status = WorkshopStatus.CLOSED
+    db.session.flush()
+    freeze(session, session.facilitator, closed_at=end)
+
+
+def _write_note(note_id: int, text: str, writers: set[int]) -> None:
+    """Give a note its text as the live editor would: one logged update, then compacted."""
+    doc = Doc()
+    doc.get(note_services.TEXT_NAME, type=Text).insert(0, text)
+    note_services.append_update(note_id, doc.get_update(), writers)
+    note_services.compact_note(note_id)
 
 
 def _has_users() -> bool:

@@ -223,3 +223,68 @@ def test_demo_plans_five_workshop_days_with_an_agenda_and_parked_items(runner, a
     client.post("/login", data={"email": "participant@demo.example", "password": "cop-demo-2026"})
     page = html.unescape(client.get(f"/c/{SLUG}/workshops/{second_day}").text)
     assert "Recenser les lettres d'information régionales" in page
+
+
+def test_demo_closes_the_first_days_session_with_a_record(runner, app, client):
+    from datetime import date
+
+    from cop.workshops.models import Attendance, Card, Phase, SessionRecord, Vote
+
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        days = workshop_services.days_of(demo_community())
+        assert days[0].date < date.today() < days[1].date
+        assert days[0].status.value == "closed"
+        session = days[0].sessions[1]
+        assert session.phase is Phase.CLOSED
+        record = db.session.scalar(select(SessionRecord).filter_by(session_id=session.id))
+        data = record.data
+        session_id, first_day_id = session.id, days[0].id
+        # Every dot within the session's budget: per person, and per person on one card.
+        dots = Counter(db.session.scalars(select(Vote.user_id).filter_by(session_id=session.id)))
+        assert max(dots.values()) <= session.dots_per_person
+        per_card = Counter(
+            db.session.execute(
+                select(Vote.user_id, Vote.card_id).filter_by(session_id=session.id)
+            ).all()
+        )
+        assert max(per_card.values()) <= session.max_dots_per_card
+        hidden = db.session.scalar(
+            select(Card).filter_by(session_id=session.id).where(Card.hidden_reason.is_not(None))
+        )
+        present = db.session.scalar(
+            select(func.count(func.distinct(Attendance.user_id))).filter_by(session_id=session.id)
+        )
+
+    cards = [card for cluster in data["clusters"] for card in cluster["cards"]]
+    cards += data["unclustered_cards"]
+    assert len(cards) == 12 and hidden is not None
+    assert hidden.id not in {card["id"] for card in cards}
+    assert len(data["clusters"]) == 3 and all(cluster["cards"] for cluster in data["clusters"])
+    assert sum(card["anonymous"] for card in cards) == 2
+    assert all(card["author"] is None for card in cards if card["anonymous"])
+    assert len({card["author"]["organisation"] for card in cards if card["author"]}) >= 5
+    assert sum(card["votes"] for card in cards) == sum(dots.values()) - sum(
+        count for (_user, card_id), count in per_card.items() if card_id == hidden.id
+    )
+    assert sorted(takeaway["kind"] for takeaway in data["takeaways"]) == [
+        "condition",
+        "key_issue",
+        "lever",
+    ]
+    assert all(takeaway["cluster_ids"] for takeaway in data["takeaways"])
+    assert data["parked_items"] and "lettre mensuelle" in data["note"]["text"]
+    assert data["attendance"]["people"] == present == 14
+    assert set(data["attendance"]["by_organisation_kind"]) == {
+        "network",
+        "ngo",
+        "local_authority",
+        "foundation",
+    }
+
+    client.post("/login", data={"email": "observer@demo.example", "password": "cop-demo-2026"})
+    day_page = client.get(f"/c/{SLUG}/workshops/{first_day_id}").text
+    assert f"/c/{SLUG}/sessions/{session_id}/record" in day_page
+    page = html.unescape(client.get(f"/c/{SLUG}/sessions/{session_id}/record").text)
+    assert "Des formats adaptés à chaque public" in page
+    assert "06 12 34 56 78" not in page

@@ -24,6 +24,7 @@ from cop.core.time import utcnow
 from cop.extensions import db
 from cop.notes.models import Note, NoteOwnerKind, NoteVersion
 from cop.workshops.models import WorkshopDay, WorkshopSession
+from cop.workshops.record import freeze
 from tests.conftest import PASSWORD
 
 PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
@@ -149,6 +150,7 @@ ROUTES = {
     "workshops.day": ("GET", "/c/{slug}/workshops/{day_id}", None, "see_members_area"),
     "workshops.day_calendar": ("GET", "/c/{slug}/workshops/{day_id}.ics", None, "see_members_area"),
     "workshops.edit_day": ("GET", "/c/{slug}/workshops/{day_id}/edit", None, "plan"),
+    "workshops.day_attendance": ("GET", "/c/{slug}/workshops/{day_id}/attendance", None, "plan"),
     "workshops.duplicate_day": (
         "POST",
         "/c/{slug}/workshops/{day_id}/duplicate",
@@ -170,6 +172,18 @@ ROUTES = {
         "/c/{slug}/sessions/{session_id}/parked",
         {"text": "Take this up tomorrow"},
         "plan",
+    ),
+    "workshops.session_record": (
+        "GET",
+        "/c/{slug}/sessions/{session_id}/record",
+        None,
+        "see_members_area",
+    ),
+    "workshops.session_record_export": (
+        "GET",
+        "/c/{slug}/sessions/{session_id}/record.csv",
+        None,
+        "see_members_area",
     ),
     "api.me": ("GET", "/api/v1/me", None, "logged_in"),
     "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
@@ -355,6 +369,7 @@ def build_world(app, visibility: str, principal: str) -> dict:
         )
         db.session.add_all([day, session])
         db.session.flush()
+        freeze(session, None)  # as if it had been run and closed: its record pages answer
         owner = users["target"] if principal == "anonymous" else users[principal]
         own_token_id = auth_services.create_api_token(owner, "mine")[0].id
         values = {

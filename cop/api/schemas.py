@@ -21,6 +21,7 @@ from cop.communities.models import (
 )
 from cop.core.formatting import is_country_code
 from cop.core.time import utcnow
+from cop.workshops.record import recorded_session_ids
 
 INVITATION_DAYS_MIN, INVITATION_DAYS_MAX, INVITATION_DAYS_DEFAULT = 1, 365, 14
 INVITATION_USES_MIN, INVITATION_USES_MAX, INVITATION_USES_DEFAULT = 1, 1000, 25
@@ -287,7 +288,18 @@ class WorkshopSessionSchema(Schema):
         )
     )
     # A session's record exists once it is closed (the live room closes it).
-    record_url = fields.Function(lambda session: None)
+    record_url = fields.Method("_record_url")
+
+    def _record_url(self, session) -> str | None:
+        """Return the absolute address of the session's record page, or None while it has none."""
+        if not recorded_session_ids([session.id]):
+            return None
+        return url_for(
+            "workshops.session_record",
+            slug=session.workshop_day.community.slug,
+            session_id=session.id,
+            _external=True,
+        )
 
 
 class WorkshopDaySchema(Schema):

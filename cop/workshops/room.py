@@ -37,6 +37,7 @@ from cop.workshops.models import (
     Vote,
     WorkshopSession,
 )
+from cop.workshops.record import freeze
 
 LONGEST_TIMER_MINUTES = 180
 
@@ -62,8 +63,6 @@ def set_phase(session: WorkshopSession, phase: Phase, by: User) -> None:
         session.breakout_open = False
         db.session.execute(delete(HandRaise).filter_by(session_id=session.id))
         db.session.flush()
-        from cop.workshops.record import freeze  # TODO(me): top-level once record.py lands
-
         freeze(session, by)
     db.session.flush()
 

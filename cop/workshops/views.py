@@ -5,15 +5,19 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from cop.core.errors import ServiceError
+from cop.core.markdown import render_markdown
 from cop.core.permissions import (
     Action,
+    can,
     can_facilitate,
     community_or_abort,
     workshop_day_or_abort,
     workshop_session_or_abort,
 )
 from cop.extensions import db
+from cop.workshops import record as session_records
 from cop.workshops import services
+from cop.workshops.attendance import attendance_of
 from cop.workshops.calendar import calendar
 from cop.workshops.forms import (
     DayForm,
@@ -147,6 +151,7 @@ def _day_page(day, membership, duplicate_form=None, status=200):
         community=day.community,
         day=day,
         parked=services.items_parked_before(day),
+        recorded=session_records.recorded_session_ids(session.id for session in day.sessions),
         can_plan=can_facilitate(membership),
         duplicate_form=duplicate_form or DuplicateDayForm(formdata=None),
         move_form=MoveSessionForm(formdata=None),
@@ -225,18 +230,20 @@ def add_session(slug: str, day_id: int):
 
 @bp.get("/c/<slug>/sessions/<int:session_id>")
 def session(slug: str, session_id: int):
-    """Show a session: its question, its shared note, what was parked in it."""
+    """Show a session's live room: its plan and question, phase, cards, votes, note, hands."""
     session, membership = workshop_session_or_abort(slug, session_id, Action.VIEW_MEMBERS_AREA)
     return _session_page(session, membership, ParkItemForm(formdata=None))
 
 
 def _session_page(session, membership, park_form, status=200):
+    community = session.workshop_day.community
     return render_template(
         "workshops/session.html",
-        community=session.workshop_day.community,
+        community=community,
         day=session.workshop_day,
         session=session,
         can_plan=can_facilitate(membership),
+        can_take_part=can(current_user, community, Action.TAKE_PART),
         park_form=park_form,
     ), status
 
@@ -316,3 +323,80 @@ def park_item(slug: str, session_id: int):
             flash(_("Parked: it will be listed on the next day's agenda."), "success")
             return redirect(url_for("workshops.session", slug=slug, session_id=session.id))
     return _session_page(session, membership, form, status=400)
+
+
+# --- Session records --------------------------------------------------------------------
+
+RECORD_TYPES = {
+    "md": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+}
+
+
+def _record_or_abort(slug: str, session_id: int):
+    """Load a session the current user may see, and its record (404 while it has none)."""
+    session, _membership = workshop_session_or_abort(slug, session_id, Action.VIEW_MEMBERS_AREA)
+    record = session_records.record_of(session)
+    if record is None:
+        abort(404)
+    return session, record.data
+
+
+def _record_context(session, data: dict) -> dict:
+    """Return what the record's page and its HTML export show, all from the frozen data."""
+    return {
+        "community": session.workshop_day.community,
+        "day": session.workshop_day,
+        "session": session,
+        "data": data,
+        "day_date": session_records.day_date_of(data),
+        "closed_at": session_records.closed_at_of(data),
+        "takeaway_sections": session_records.takeaways_by_kind(data),
+        "cluster_names": lambda takeaway: session_records.cluster_names(data, takeaway),
+        "kind_label": session_records.kind_label,
+        "render_markdown": render_markdown,
+    }
+
+
+@bp.get("/c/<slug>/sessions/<int:session_id>/record")
+def session_record(slug: str, session_id: int):
+    """Show what a closed session produced: takeaways, cards by cluster with their dots, notes."""
+    session, data = _record_or_abort(slug, session_id)
+    return render_template("workshops/record.html", **_record_context(session, data))
+
+
+@bp.get("/c/<slug>/sessions/<int:session_id>/record.<any(md, html, csv, json):kind>")
+def session_record_export(slug: str, session_id: int, kind: str):
+    """Download a session's record as Markdown, HTML, CSV (cards and votes) or JSON."""
+    session, data = _record_or_abort(slug, session_id)
+    if kind == "md":
+        body = session_records.markdown_of(data)
+    elif kind == "csv":
+        body = session_records.csv_of(data)
+    elif kind == "json":
+        body = session_records.json_of(data)
+    else:
+        body = render_template("workshops/record_export.html", **_record_context(session, data))
+    return Response(
+        body,
+        headers={
+            "Content-Type": RECORD_TYPES[kind],
+            "Content-Disposition": (
+                f'attachment; filename="{session_records.filename(data, kind)}"'
+            ),
+        },
+    )
+
+
+@bp.get("/c/<slug>/workshops/<int:day_id>/attendance")
+def day_attendance(slug: str, day_id: int):
+    """Show who came to a day and for how long, from the live rooms (hosts and facilitators)."""
+    day, _membership = workshop_day_or_abort(slug, day_id, Action.PLAN_WORKSHOPS)
+    return render_template(
+        "workshops/attendance.html",
+        community=day.community,
+        day=day,
+        attendance=attendance_of(day),
+    )
