@@ -1,4 +1,4 @@
-// Build the live-page bundle: static/src/note.js -> static/dist/note.js (`npm run build`).
+// Build the live pages' bundles: static/src/{note,room}.js -> static/dist/ (`npm run build`).
 //
 // The output is committed and CI rebuilds it from the lock file and compares the bytes, so
 // the build must be reproducible: pinned esbuild, no source map (it would carry paths of
@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const staticDir = dirname(fileURLToPath(import.meta.url));
-const entryPoints = ["note.js"];
+const entryPoints = ["note.js", "room.js"];
 
 await build({
   absWorkingDir: staticDir,
