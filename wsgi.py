@@ -54,9 +54,11 @@ def serve(app, host: str, port: int) -> None:
     """Serve `app` and its Socket.IO endpoint on host:port until interrupted or terminated."""
     from cop.extensions import socketio
     from cop.live.notes import flush_everything
+    from cop.live.workshop import leave_everything
 
     def shut_down():
         flush_everything(app)
+        leave_everything(app)  # nobody stays "present" in a room of a stopped process
         os._exit(0)
 
     def terminate(_signum, _frame):

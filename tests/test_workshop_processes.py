@@ -5,18 +5,14 @@ phase changes and cards cross through Redis, and the state each process answers 
 the database they share.
 """
 
-from datetime import date, time
-
 import pytest
-from sqlalchemy import select
 
-from cop.communities.models import Community, Role
-from cop.extensions import db
-from cop.workshops.models import WorkshopDay, WorkshopSession
+from cop.communities.models import Role
 from tests.conftest import PASSWORD, TEST_REDIS_URL
 from tests.live_client import RoomScreen, login_cookie
 from tests.test_live_processes import redis_url_for_these_tests
 from tests.test_server import ROOT, free_port, server_environment, start_server  # noqa: F401
+from tests.test_workshop_server import plan_session
 
 pytestmark = pytest.mark.skipif(
     not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set: no Redis to share the processes' rooms"
@@ -28,21 +24,7 @@ def test_a_room_spans_two_processes(app, make, start_server):  # noqa: F811 - th
     slug = make.community()
     facilitator = make.member(slug, Role.FACILITATOR)
     participant = make.member(slug, Role.PARTICIPANT)
-    with app.app_context():
-        community = db.session.scalar(select(Community).filter_by(slug=slug))
-        day = WorkshopDay(
-            community=community,
-            title="Day",
-            date=date(2027, 1, 14),
-            starts_at_local=time(9),
-            ends_at_local=time(17),
-        )
-        session = WorkshopSession(
-            workshop_day=day, title="Ideas", starts_at_local=time(10), duration_min=60
-        )
-        db.session.add_all([day, session])
-        db.session.commit()
-        session_id = session.id
+    session_id, _note_id = plan_session(app, slug)
     database_url = app.config["SQLALCHEMY_DATABASE_URI"]
     servers = [
         start_server(

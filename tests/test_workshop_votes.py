@@ -9,19 +9,19 @@ more on one card than the session allows, and a dot beyond is refused with `over
 """
 
 import threading
-from datetime import date, time
 
 import pytest
 import socketio
 from sqlalchemy import func, select
 
 from cop import ROOT
-from cop.communities.models import Community, Role
+from cop.communities.models import Role
 from cop.extensions import db
-from cop.workshops.models import Card, Phase, Vote, WorkshopDay, WorkshopSession
+from cop.workshops.models import Card, Phase, Vote, WorkshopSession
 from tests.conftest import PASSWORD, TEST_DATABASE_URL
 from tests.live_client import WAIT_LIMIT, login_cookie
 from tests.test_server import free_port, server_environment, start_server  # noqa: F401
+from tests.test_workshop_server import plan_session
 
 SOCKETS = 20
 ROUNDS = 5  # each round: a dot on one card, a dot on another, the first one taken back
@@ -33,26 +33,13 @@ def ballot(app, make, start_server):  # noqa: F811 - the fixture
     """Return a session in the vote phase with four cards, a voter, and its servers."""
     slug = make.community()
     voter = make.member(slug, Role.PARTICIPANT)
+    session_id, _note_id = plan_session(app, slug)
     with app.app_context():
-        community = db.session.scalar(select(Community).filter_by(slug=slug))
-        day = WorkshopDay(
-            community=community,
-            title="Day",
-            date=date(2027, 1, 14),
-            starts_at_local=time(9),
-            ends_at_local=time(17),
-        )
-        session = WorkshopSession(
-            workshop_day=day,
-            title="Vote",
-            starts_at_local=time(10),
-            duration_min=60,
-            phase=Phase.VOTE,
-            dots_per_person=DOTS,
-            max_dots_per_card=MOST_PER_CARD,
-        )
+        session = db.session.get(WorkshopSession, session_id)
+        session.phase = Phase.VOTE
+        session.dots_per_person, session.max_dots_per_card = DOTS, MOST_PER_CARD
         cards = [Card(session=session, author_id=voter, body=f"Idea {n}") for n in range(4)]
-        db.session.add_all([day, session, *cards])
+        db.session.add_all(cards)
         db.session.commit()
         ids = session.id, [card.id for card in cards]
     database_url = app.config["SQLALCHEMY_DATABASE_URI"]

@@ -812,6 +812,18 @@ def _leave(sid: str) -> list[tuple[str, dict, str]]:
     return [("presence", {"person": {"user_id": stay.user_id}, "here": False}, room_of(session_id))]
 
 
+def leave_everything(app) -> None:
+    """Close the stays of every socket of this process, which is stopping (SIGTERM)."""
+    with app.app_context():
+        broadcasts = []
+        for sid in list(_sockets()["joined"]):
+            broadcasts += _leave(sid)
+        db.session.commit()
+        for name, body, to in broadcasts:
+            socketio.emit(name, body, to=to, namespace=NAMESPACE)
+        db.session.remove()
+
+
 def on_disconnect(*_reason):
     """Close the socket's attendance and forget it."""
     _sockets()["tokens"].pop(request.sid, None)

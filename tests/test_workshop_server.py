@@ -1,9 +1,10 @@
-"""The room's lock makes the session's note read-only for participants, at once.
+"""The live room on a real server process (`python wsgi.py`): the lock and the shutdown.
 
-A real server whose periodic rights check is ten minutes away: only the room's own check
-after `lock_note` can stop the participant's next edit, and it must.
+The lock test runs a server whose periodic rights check is ten minutes away: only the
+room's own check after `lock_note` can stop the participant's next edit, and it must.
 """
 
+import signal
 from datetime import date, time
 
 from sqlalchemy import select
@@ -11,16 +12,14 @@ from sqlalchemy import select
 from cop.communities.models import Community, Role
 from cop.extensions import db
 from cop.notes.models import Note, NoteOwnerKind
-from cop.workshops.models import WorkshopDay, WorkshopSession
+from cop.workshops.models import Attendance, WorkshopDay, WorkshopSession
 from tests.conftest import PASSWORD
 from tests.live_client import RoomScreen, YClient, login_cookie, wait_for
 from tests.test_server import ROOT, free_port, server_environment, start_server  # noqa: F401
 
 
-def test_locking_stops_participants_typing_at_once(app, make, start_server):  # noqa: F811
-    slug = make.community()
-    facilitator = make.member(slug, Role.FACILITATOR)
-    participant = make.member(slug, Role.PARTICIPANT)
+def plan_session(app, slug: str) -> tuple[int, int]:
+    """Plan a day with one session and its note; return their ids."""
     with app.app_context():
         community = db.session.scalar(select(Community).filter_by(slug=slug))
         day = WorkshopDay(
@@ -45,7 +44,14 @@ def test_locking_stops_participants_typing_at_once(app, make, start_server):  # 
         db.session.flush()
         session.note_id = note.id
         db.session.commit()
-        session_id, note_id = session.id, note.id
+        return session.id, note.id
+
+
+def test_locking_stops_participants_typing_at_once(app, make, start_server):  # noqa: F811
+    slug = make.community()
+    facilitator = make.member(slug, Role.FACILITATOR)
+    participant = make.member(slug, Role.PARTICIPANT)
+    session_id, note_id = plan_session(app, slug)
     environment = server_environment(
         app.config["SQLALCHEMY_DATABASE_URI"],
         free_port(),
@@ -83,3 +89,21 @@ def reread(app, note_id: int) -> str:
     with app.app_context():
         update, _seq = services.full_state(db.session.get(Note, note_id))
         return services.text_of_update(update)
+
+
+def test_a_stopped_server_leaves_nobody_present(app, make, start_server):  # noqa: F811
+    slug = make.community()
+    participant = make.member(slug, Role.PARTICIPANT)
+    session_id, _note_id = plan_session(app, slug)
+    environment = server_environment(app.config["SQLALCHEMY_DATABASE_URI"], free_port())
+    server = start_server([str(ROOT / "wsgi.py")], environment)
+    server.wait_until_healthy()
+    screen = RoomScreen(server.url, login_cookie(server.url, make.email_of(participant), PASSWORD))
+    assert screen.call("join", {"session_id": session_id})["ok"]
+
+    server.process.send_signal(signal.SIGTERM)
+
+    assert server.process.wait(timeout=20) == 0
+    with app.app_context():
+        stays = db.session.scalars(select(Attendance).filter_by(session_id=session_id)).all()
+        assert len(stays) == 1 and stays[0].left_at is not None
