@@ -75,9 +75,12 @@ def browser():
         chromium.close()
 
 
-def open_note_as(browser, live_note, email: str, problems: list[str]):
-    """Log in in a fresh browser context and open the note; return the page."""
-    context = browser.new_context(base_url=live_note["server"].url, locale="en-GB")
+def open_as(browser, base_url: str, email: str, path: str, problems: list[str], **options):
+    """Log in in a fresh browser context (English) and open `path`; return the page.
+
+    Console errors and uncaught exceptions of the page are added to `problems`.
+    """
+    context = browser.new_context(base_url=base_url, locale="en-GB", **options)
     page = context.new_page()
     page.set_default_timeout(WAIT_LIMIT_MS)
     page.on("console", lambda message: note_console_error(message, problems))
@@ -87,7 +90,13 @@ def open_note_as(browser, live_note, email: str, problems: list[str]):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/$|/c/"))
-    page.goto(live_note["path"])
+    page.goto(path)
+    return page
+
+
+def open_note_as(browser, live_note, email: str, problems: list[str]):
+    """Log in in a fresh browser context and open the note; return the page."""
+    page = open_as(browser, live_note["server"].url, email, live_note["path"], problems)
     expect_status(page, "Connected")
     page.locator(".cm-content").wait_for()
     return page

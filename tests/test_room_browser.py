@@ -21,8 +21,7 @@ from cop.auth.models import User
 from cop.communities.models import Community, OrganisationKind, Role
 from cop.extensions import db
 from cop.workshops import services
-from tests.conftest import PASSWORD
-from tests.test_note_browser import CHROMIUM, browser, note_console_error  # noqa: F401
+from tests.test_note_browser import CHROMIUM, browser, open_as  # noqa: F401
 from tests.test_server import free_port, server_environment, start_server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
@@ -82,19 +81,8 @@ def live_session(app, make, start_server):  # noqa: F811 - the fixture imported 
 
 def open_room_as(browser, live_session, email: str, problems: list[str]):  # noqa: F811
     """Log in in a fresh browser context and open the room; return the page, connected."""
-    context = browser.new_context(
-        base_url=live_session["server"].url, locale="en-GB", viewport={"width": 1280, "height": 900}
-    )
-    page = context.new_page()
-    page.set_default_timeout(WAIT_LIMIT_MS)
-    page.on("console", lambda message: note_console_error(message, problems))
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/$|/c/"))
-    page.goto(live_session["path"])
+    url, path = live_session["server"].url, live_session["path"]
+    page = open_as(browser, url, email, path, problems, viewport={"width": 1280, "height": 900})
     expect(page.locator("#room-status")).to_have_text("Connected")
     return page
 

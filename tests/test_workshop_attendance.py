@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from cop.communities.models import OrganisationKind, Role
+from cop.core.time import utcnow
 from cop.extensions import db
 from cop.workshops.attendance import attendance_of, time_present
 from cop.workshops.models import Attendance, WorkshopDay, WorkshopSession
@@ -76,3 +77,25 @@ def test_a_day_nobody_joined_says_so(planning: Planning):
     page = planning.as_(planning.host).get(f"/c/{planning.slug}/workshops/{day_id}/attendance")
 
     assert page.status_code == 200 and "Nobody has joined" in page.text
+
+
+def test_a_stay_left_open_by_a_dead_process_ends_when_last_seen(planning: Planning):
+    day_id = planning.plan_day()
+    assert planning.add_session(day_id).status_code == 302
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with planning.app.app_context():
+        session_id = db.session.scalar(select(WorkshopSession.id))
+        abandoned = Attendance(
+            workshop_day_id=day_id,
+            session_id=session_id,
+            user_id=planning.participant,
+            sid="a-socket-of-a-dead-process",
+            joined_at=an_hour_ago,
+            seen_at=an_hour_ago + timedelta(minutes=20),  # then its process died
+        )
+        db.session.add(abandoned)
+        db.session.commit()
+        [person] = attendance_of(db.session.get(WorkshopDay, day_id)).people
+
+    assert person.left_at == an_hour_ago + timedelta(minutes=20)
+    assert person.present == timedelta(minutes=20)

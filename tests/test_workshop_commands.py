@@ -25,6 +25,7 @@ from cop.workshops.models import (
     TakeawayKind,
     Vote,
     WorkshopSession,
+    takeaway_cluster,
 )
 from tests.test_workshop_room import ROOM, command, events, open_room, run
 
@@ -108,7 +109,12 @@ MATRIX = {
     "edit_takeaway": (
         FACILITATING,
         {Phase.SYNTHESISE},
-        lambda t, *_: {"takeaway_id": t.takeaway, "kind": "condition", "text": "Time"},
+        lambda t, *_: {
+            "takeaway_id": t.takeaway,
+            "kind": "condition",
+            "text": "Time",
+            "cluster_ids": [t.cluster],
+        },
     ),
     "remove_takeaway": (
         FACILITATING,
@@ -149,7 +155,23 @@ def snapshot(app, session_id: int) -> dict:
                 session.breakout_open,
                 note.is_locked,
             ),
-            "cards": rows(Card, Card.id, Card.body, Card.cluster_id, Card.hidden_reason),
+            "cards": rows(
+                Card,
+                Card.id,
+                Card.author_id,
+                Card.body,
+                Card.is_anonymous,
+                Card.group_id,
+                Card.cluster_id,
+                Card.hidden_reason,
+            ),
+            "takeaway_clusters": db.session.execute(
+                select(takeaway_cluster).order_by(*takeaway_cluster.c)
+            ).all(),
+            "notes_locked": db.session.execute(
+                select(Note.id, Note.is_locked).order_by(Note.id)
+            ).all(),
+            "attendance": rows(Attendance, Attendance.id, Attendance.left_at),
             "clusters": rows(Cluster, Cluster.id, Cluster.label),
             "votes": rows(Vote, Vote.id, Vote.user_id, Vote.card_id),
             "takeaways": rows(Takeaway, Takeaway.id, Takeaway.kind, Takeaway.text),
@@ -616,3 +638,108 @@ def test_closing_freezes_the_record_and_ends_hands_and_groups(room):
         assert session.record is not None and not session.breakout_open
         assert db.session.scalar(select(HandRaise)) is None
         assert db.session.scalar(select(Membership).filter_by(user_id=room.participant))
+
+
+# --- Rights and presence while sockets stay ---------------------------------------------------
+
+
+def test_the_rights_check_moves_a_demoted_facilitator_and_drops_a_member_who_left(collecting):
+    from cop.live.workshop import check_seats
+
+    room = collecting
+    demoted, leaving = room.joined(room.facilitator), room.joined(room.participant)
+    host = room.joined(room.host)
+    card_id = run(room, leaving, "post_card", body="Mr X again")["card_id"]
+    with room.app.app_context():
+        db.session.scalar(
+            select(Membership).filter_by(user_id=room.facilitator)
+        ).role = Role.PARTICIPANT
+        db.session.delete(db.session.scalar(select(Membership).filter_by(user_id=room.participant)))
+        db.session.commit()
+        check_seats(room.app)
+    demoted.get_received(ROOM)
+
+    assert run(room, host, "hide_card", card_id=card_id, reason="Names a person")["ok"]
+
+    [seen] = [event["card"] for event in events(demoted, "card")]
+    assert seen["body"] is None and seen["hidden_reason"] is None  # the participants' view
+    assert not leaving.is_connected(ROOM)
+
+
+def test_a_stay_no_process_renews_stops_counting_as_present(room):
+    from datetime import timedelta
+
+    from cop.core.time import utcnow
+    from cop.workshops.attendance import STALE_AFTER, present_ids_of
+
+    facilitator = room.joined(room.facilitator)
+    with room.app.app_context():
+        db.session.add(
+            Attendance(
+                workshop_day_id=room.day_id,
+                session_id=room.session_id,
+                user_id=room.participant,
+                sid="a-socket-of-a-dead-process",
+                joined_at=utcnow() - 2 * STALE_AFTER,
+                seen_at=utcnow() - STALE_AFTER - timedelta(seconds=1),
+            )
+        )
+        db.session.commit()
+        assert present_ids_of(room.session_id) == {room.facilitator}
+
+    state = command(facilitator, "join", {"session_id": room.session_id})["state"]
+    assert [person["user_id"] for person in state["present"]] == [room.facilitator]
+
+
+def test_hiding_a_card_gives_its_dots_back_and_ends_its_spotlight(voting):
+    room = voting
+    participant, facilitator = room.joined(room.participant), room.joined(room.facilitator)
+    assert run(room, participant, "vote", card_id=room.cards[0])["ok"]
+    assert run(room, facilitator, "spotlight", kind="card", id=room.cards[0])["ok"]
+    participant.get_received(ROOM)
+
+    assert run(room, facilitator, "hide_card", card_id=room.cards[0], reason="Off topic")["ok"]
+
+    seen = {message["name"]: message["args"][0] for message in participant.get_received(ROOM)}
+    assert seen["you"]["dots_left"] == 3 and seen["session-state"]["spotlight"] is None
+    assert dots(room, room.participant) == {}
+
+
+def test_the_author_of_a_hidden_card_cannot_rewrite_it(collecting):
+    room = collecting
+    author, facilitator = room.joined(room.participant), room.joined(room.facilitator)
+    card_id = run(room, author, "post_card", body="Mr X is useless")["card_id"]
+    assert run(room, facilitator, "hide_card", card_id=card_id, reason="Names a person")["ok"]
+
+    answer = run(room, author, "edit_card", card_id=card_id, body="Mr X is lovely")
+
+    assert answer["error"] == "forbidden"
+    assert cards_of(room) == [(room.participant, "Mr X is useless", False)]
+
+
+def test_groups_opened_under_a_lock_get_locked_notes(room):
+    facilitator = room.joined(room.facilitator)
+    assert run(room, facilitator, "lock_note", locked=True)["ok"]
+
+    assert run(room, facilitator, "open_groups", count=2, assign="none")["ok"]
+
+    with room.app.app_context():
+        groups = db.session.scalars(select(BreakoutGroup)).all()
+        assert [db.session.get(Note, group.note_id).is_locked for group in groups] == [True] * 2
+
+
+def test_editing_a_takeaway_names_its_clusters_again(room):
+    with room.app.app_context():
+        session = db.session.get(WorkshopSession, room.session_id)
+        takeaway = Takeaway(session_id=session.id, kind=TakeawayKind.LEVER, text="Share budgets")
+        db.session.add(takeaway)
+        session.phase = Phase.SYNTHESISE
+        db.session.commit()
+        takeaway_id = takeaway.id
+    facilitator = room.joined(room.facilitator)
+
+    answer = run(
+        room, facilitator, "edit_takeaway", takeaway_id=takeaway_id, kind="lever", text="x"
+    )
+
+    assert answer["error"] == "invalid" and "cluster_ids" in answer["fields"]

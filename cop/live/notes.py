@@ -21,11 +21,9 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from pycrdt import Doc, Text, merge_updates
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
-from cop.auth.models import ApiToken, EndedLogin, User
 from cop.auth.services import api_token_for, authenticated_by_api_token
-from cop.communities.models import Membership
 from cop.core.permissions import Verdict, membership_of, note_verdict
 from cop.extensions import db, socketio
 from cop.live.encoding import (
@@ -35,6 +33,7 @@ from cop.live.encoding import (
     encode_awareness,
     summarise_update,
 )
+from cop.live.identity import lasting_users, memberships_of
 from cop.notes import services
 from cop.notes.models import Note
 
@@ -581,47 +580,19 @@ def check_rights(registry: LiveNotes) -> None:
     connections = list(registry.connections.values())
     if not connections:
         return
-    login_ids = {c.login_id for c in connections if c.login_id}
-    ended = set(
-        db.session.scalars(select(EndedLogin.login_id).where(EndedLogin.login_id.in_(login_ids)))
-    )
-    token_ids = {c.api_token_id for c in connections if c.api_token_id}
-    live_tokens = set(db.session.scalars(select(ApiToken.id).where(ApiToken.id.in_(token_ids))))
-    users = {
-        user.id: user
-        for user in db.session.scalars(
-            select(User).where(User.id.in_({c.user_id for c in connections}))
-        )
-    }
+    users = lasting_users(connections)
     notes = {
         note.id: note
         for note in db.session.scalars(
             select(Note).where(Note.id.in_({c.note_id for c in connections}))
         )
     }
-    pairs = {(c.user_id, notes[c.note_id].community_id) for c in connections if c.note_id in notes}
-    memberships = (
-        {
-            (membership.user_id, membership.community_id): membership
-            for membership in db.session.scalars(
-                select(Membership).where(
-                    tuple_(Membership.user_id, Membership.community_id).in_(pairs)
-                )
-            )
-        }
-        if pairs
-        else {}
+    memberships = memberships_of(
+        {(c.user_id, notes[c.note_id].community_id) for c in connections if c.note_id in notes}
     )
-    for connection in connections:
-        user, note = users.get(connection.user_id), notes.get(connection.note_id)
-        allowed = (
-            user is not None
-            and note is not None
-            and not user.is_deleted
-            and connection.login_id not in ended
-            and connection.session_nonce in (None, user.session_nonce)
-            and connection.api_token_id in (None, *live_tokens)
-        )
+    for connection, user in zip(connections, users, strict=True):
+        note = notes.get(connection.note_id)
+        allowed = user is not None and note is not None
         if allowed:
             membership = memberships.get((user.id, note.community_id))
             allowed = note_verdict(user, note, False, membership) is Verdict.ALLOWED

@@ -9,15 +9,18 @@ refusal answers `{"ok": false, "error", "message"}` and sends `workshop-error` t
 alone; nothing is changed. docs/workshop-room.md describes the events.
 """
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app, request
+from flask import session as flask_session
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from cop.auth.models import ApiToken, User
@@ -27,8 +30,10 @@ from cop.core.permissions import Action, Verdict, can_facilitate, decide, member
 from cop.core.time import utcnow
 from cop.extensions import db, socketio
 from cop.live import notes as live_notes
+from cop.live.identity import lasting_users, memberships_of
 from cop.notes.models import Note
-from cop.workshops import room
+from cop.workshops import attendance, room
+from cop.workshops.attendance import present_ids_of
 from cop.workshops.models import (
     CARD_MAX,
     CLUSTER_LABEL_MAX,
@@ -47,6 +52,7 @@ from cop.workshops.models import (
 from cop.workshops.room import RoomError
 
 NAMESPACE = "/workshop"
+log = logging.getLogger(__name__)
 MOST_GROUPS = 20
 
 # Who may send a command: every member who may see the session, those who take part
@@ -76,9 +82,25 @@ def person_room(session_id: int, user_id: int) -> str:
     return f"session-{session_id}-user-{user_id}"
 
 
-def _sockets() -> dict:
-    """Return this app's record of the room's sockets: their token and their session."""
-    return current_app.extensions.setdefault("cop_workshop_room", {"tokens": {}, "joined": {}})
+@dataclass
+class Seat:
+    """A socket's place in a session's room, and the identity it joined with."""
+
+    session_id: int
+    community_id: int
+    user_id: int
+    facilitating: bool  # which view room it is in
+    session_nonce: str | None = None
+    login_id: str | None = None
+    api_token_id: int | None = None
+
+
+def _sockets(app=None) -> dict:
+    """Return this app's record of the room's sockets: their token, and their seat."""
+    app = app or current_app
+    return app.extensions.setdefault(
+        "cop_workshop_room", {"tokens": {}, "seats": {}, "watching": False}
+    )
 
 
 # --- Payloads ------------------------------------------------------------------------------
@@ -187,9 +209,10 @@ class AddTakeaway(Command):
 
 
 class EditTakeaway(AddTakeaway):
-    """Change a takeaway."""
+    """Change a takeaway: its kind, text and clusters, all given again."""
 
     takeaway_id = _id(required=True)
+    cluster_ids = fields.List(_id(), required=True, validate=validate.Length(max=50))
 
 
 class TakeawayCommand(Command):
@@ -285,7 +308,8 @@ def _may_take_part(user, session: WorkshopSession, membership) -> bool:
 
 def _joined_session(data: dict, who: str):
     """Return the session, person and membership, if the socket joined it and may act."""
-    if _sockets()["joined"].get(request.sid) != data["session_id"]:
+    seat = _sockets()["seats"].get(request.sid)
+    if seat is None or seat.session_id != data["session_id"]:
         raise RoomError("not_joined", _("Join this session's room first."))
     forbidden = RoomError("forbidden", _("You do not have permission to do this."))
     session, user, membership = _visible_session(data["session_id"], forbidden)
@@ -416,12 +440,8 @@ def groups_view(session: WorkshopSession) -> list[dict]:
 
 
 def present_ids(session: WorkshopSession) -> set[int]:
-    """Return who is in the room now, on every process: their attendance is still open."""
-    return set(
-        db.session.scalars(
-            select(Attendance.user_id).filter_by(session_id=session.id, left_at=None)
-        )
-    )
+    """Return who is in the room now, on every process."""
+    return present_ids_of(session.id)
 
 
 def you_view(session: WorkshopSession, user, membership) -> dict:
@@ -507,9 +527,15 @@ def _card_changed(session: WorkshopSession, card: Card, answer: dict | None = No
     return outcome
 
 
-def _you_changed(session: WorkshopSession, user, membership) -> Outcome:
+def _you_changed(session: WorkshopSession, user_id: int) -> Outcome:
+    user = db.session.get(User, user_id)
+    membership = db.session.scalar(
+        select(Membership).filter_by(
+            user_id=user_id, community_id=session.workshop_day.community_id
+        )
+    )
     you = you_view(session, user, membership)
-    return Outcome().tell("you", you, person_room(session.id, user.id))
+    return Outcome().tell("you", you, person_room(session.id, user_id))
 
 
 def _hands_changed(session: WorkshopSession) -> Outcome:
@@ -611,14 +637,22 @@ def withdraw_card(session, user, _membership, data) -> Outcome:
 
 @command("hide_card", HideCard, FACILITATING)
 def hide_card(session, user, _membership, data) -> Outcome:
-    """Hide a card from participants, saying why (moderation)."""
-    return _card_changed(session, room.hide_card(session, user, data["card_id"], data["reason"]))
+    """Hide a card from participants, saying why (moderation); its dots go back."""
+    spotlit = session.spotlight_kind
+    card, voters = room.hide_card(session, user, data["card_id"], data["reason"])
+    outcome = _card_changed(session, card)
+    for voter in voters:
+        outcome.add(_you_changed(session, voter))
+    if spotlit and session.spotlight_kind is None:
+        outcome.add(_state_changed(session))
+    return outcome
 
 
 @command("unhide_card", CardCommand, FACILITATING)
 def unhide_card(session, user, _membership, data) -> Outcome:
     """Show a hidden card again."""
-    return _card_changed(session, room.hide_card(session, user, data["card_id"], None))
+    card, _voters = room.hide_card(session, user, data["card_id"], None)
+    return _card_changed(session, card)
 
 
 @command("add_cluster", AddCluster, FACILITATING)
@@ -658,17 +692,17 @@ def move_card(session, _user, _membership, data) -> Outcome:
 
 
 @command("vote", CardCommand, TAKING_PART)
-def vote(session, user, membership, data) -> Outcome:
+def vote(session, user, _membership, data) -> Outcome:
     """Put one more dot on a card (vote)."""
     room.vote(session, user, data["card_id"])
-    return _you_changed(session, user, membership)
+    return _you_changed(session, user.id)
 
 
 @command("unvote", CardCommand, TAKING_PART)
-def unvote(session, user, membership, data) -> Outcome:
+def unvote(session, user, _membership, data) -> Outcome:
     """Take a dot back from a card (vote)."""
     room.unvote(session, user, data["card_id"])
-    return _you_changed(session, user, membership)
+    return _you_changed(session, user.id)
 
 
 @command("add_takeaway", AddTakeaway, FACILITATING)
@@ -788,49 +822,46 @@ def on_connect(auth=None):
     return False
 
 
-def _leave(sid: str) -> list[tuple[str, dict, str]]:
-    """Close this socket's stay in its session's room; say so if its person left with it."""
-    session_id = _sockets()["joined"].pop(sid, None)
-    if session_id is None:
-        return []
-    stay = db.session.scalar(
-        select(Attendance).filter_by(session_id=session_id, sid=sid, left_at=None)
+def _leave(sid: str) -> tuple[int, int] | None:
+    """Close this socket's stay in its session's room; return the session and person."""
+    seat = _sockets()["seats"].pop(sid, None)
+    if seat is None:
+        return None
+    db.session.execute(
+        update(Attendance)
+        .where(Attendance.sid == sid, Attendance.left_at.is_(None))
+        .values(left_at=utcnow())
     )
-    if stay is None:
-        return []
-    stay.left_at = utcnow()
-    still_here = db.session.scalar(
-        select(func.count()).where(
-            Attendance.session_id == session_id,
-            Attendance.user_id == stay.user_id,
-            Attendance.left_at.is_(None),
-            Attendance.id != stay.id,
-        )
-    )
-    if still_here:
-        return []
-    return [("presence", {"person": {"user_id": stay.user_id}, "here": False}, room_of(session_id))]
+    return seat.session_id, seat.user_id
+
+
+def _announce_departures(departures) -> None:
+    """Tell each room that a person left, once none of their sockets is there any more.
+
+    Called after the commit: two sockets of one person leaving at once each see the other
+    gone, so the person is announced gone (twice at worst, which screens take calmly).
+    """
+    for session_id, user_id in filter(None, departures):
+        if user_id not in present_ids_of(session_id, [user_id]):
+            body = {"person": {"user_id": user_id}, "here": False}
+            socketio.emit("presence", body, to=room_of(session_id), namespace=NAMESPACE)
 
 
 def leave_everything(app) -> None:
     """Close the stays of every socket of this process, which is stopping (SIGTERM)."""
     with app.app_context():
-        broadcasts = []
-        for sid in list(_sockets()["joined"]):
-            broadcasts += _leave(sid)
+        departures = [_leave(sid) for sid in list(_sockets()["seats"])]
         db.session.commit()
-        for name, body, to in broadcasts:
-            socketio.emit(name, body, to=to, namespace=NAMESPACE)
+        _announce_departures(departures)
         db.session.remove()
 
 
 def on_disconnect(*_reason):
     """Close the socket's attendance and forget it."""
     _sockets()["tokens"].pop(request.sid, None)
-    broadcasts = _leave(request.sid)
+    departure = _leave(request.sid)
     db.session.commit()
-    for name, body, to in broadcasts:
-        socketio.emit(name, body, to=to, namespace=NAMESPACE)
+    _announce_departures([departure])
 
 
 def on_join(payload=None):
@@ -842,34 +873,122 @@ def on_join(payload=None):
     except RoomError as error:
         return refused(error)
     sid = request.sid
-    previous = _sockets()["joined"].get(sid)
-    broadcasts = _leave(sid)
+    previous = _sockets()["seats"].get(sid)
+    departure = _leave(sid)
     if previous is not None:
-        for name in (room_of(previous), *(view_room(previous, f) for f in (True, False))):
+        for name in _rooms_of(previous):
             leave_room(name)
-        leave_room(person_room(previous, user.id))
     arriving = user.id not in present_ids(session)
     db.session.add(
         Attendance(
             workshop_day_id=session.workshop_day_id, session_id=session.id, user_id=user.id, sid=sid
         )
     )
-    _sockets()["joined"][sid] = session.id
-    for name in (
-        room_of(session.id),
-        view_room(session.id, can_facilitate(membership)),
-        person_room(session.id, user.id),
-    ):
+    by_cookie = current_user.is_authenticated
+    seat = Seat(
+        session_id=session.id,
+        community_id=session.workshop_day.community_id,
+        user_id=user.id,
+        facilitating=can_facilitate(membership),
+        session_nonce=user.session_nonce if by_cookie else None,
+        login_id=flask_session.get("login_id") if by_cookie else None,
+        api_token_id=None if by_cookie else _sockets()["tokens"].get(sid),
+    )
+    _sockets()["seats"][sid] = seat
+    for name in _rooms_of(seat):
         join_room(name)
     db.session.flush()
     state = whole_state(session, user, membership)
+    db.session.commit()
+    _announce_departures([departure])
     if arriving:
         person = people_of(session, [user.id])[user.id]
-        broadcasts.append(("presence", {"person": person, "here": True}, room_of(session.id)))
-    db.session.commit()
-    for name, body, to in broadcasts:
-        socketio.emit(name, body, to=to, namespace=NAMESPACE, skip_sid=sid)
+        body = {"person": person, "here": True}
+        socketio.emit("presence", body, to=room_of(session.id), namespace=NAMESPACE, skip_sid=sid)
+    watch(current_app._get_current_object())
     return {"ok": True, "state": state}
+
+
+def _rooms_of(seat: Seat) -> tuple[str, ...]:
+    return (
+        room_of(seat.session_id),
+        view_room(seat.session_id, seat.facilitating),
+        person_room(seat.session_id, seat.user_id),
+    )
+
+
+# --- Rights and presence while sockets stay ------------------------------------------------
+
+
+def watch(app) -> None:
+    """Start, once per app and process, the task that re-checks the room's sockets."""
+    sockets = _sockets(app)
+    if not sockets["watching"]:
+        sockets["watching"] = True
+        socketio.start_background_task(_watch_loop, app)
+
+
+def _watch_loop(app) -> None:
+    last_heartbeat = 0.0
+    while True:
+        socketio.sleep(app.config["LIVE_RIGHTS_CHECK_SECONDS"])
+        with app.app_context():
+            try:
+                check_seats(app)
+                if time.monotonic() - last_heartbeat >= attendance.HEARTBEAT_SECONDS:
+                    still_here(app)
+                    last_heartbeat = time.monotonic()
+            except Exception:
+                log.exception("could not re-check the live room's sockets")
+            finally:
+                db.session.remove()
+
+
+def check_seats(app) -> None:
+    """Disconnect sockets whose person logged out or left; move those whose role changed.
+
+    A facilitator who becomes a participant leaves the facilitators' view (hidden cards'
+    text and reasons) at once; commands are re-checked on their own at every event.
+    """
+    seats = _sockets(app)["seats"]
+    if not seats:
+        return
+    sids = list(seats)
+    users = lasting_users([seats[sid] for sid in sids])
+    memberships = memberships_of({(seats[sid].user_id, seats[sid].community_id) for sid in sids})
+    for sid, user in zip(sids, users, strict=True):
+        seat = seats.get(sid)
+        if seat is None:
+            continue  # it left meanwhile
+        membership = memberships.get((seat.user_id, seat.community_id))
+        community = membership.community if membership else None
+        allowed = (
+            user is not None
+            and community is not None
+            and decide(user, community, Action.VIEW_MEMBERS_AREA, membership) is Verdict.ALLOWED
+        )
+        if not allowed:
+            socketio.server.disconnect(sid, namespace=NAMESPACE)
+        elif can_facilitate(membership) != seat.facilitating:
+            socketio.server.leave_room(
+                sid, view_room(seat.session_id, seat.facilitating), NAMESPACE
+            )
+            seat.facilitating = not seat.facilitating
+            socketio.server.enter_room(
+                sid, view_room(seat.session_id, seat.facilitating), NAMESPACE
+            )
+
+
+def still_here(app) -> None:
+    """Mark this process's sockets' stays as seen now (see `attendance.STALE_AFTER`)."""
+    sids = list(_sockets(app)["seats"])
+    if sids:
+        db.session.execute(
+            update(Attendance)
+            .where(Attendance.sid.in_(sids), Attendance.left_at.is_(None))
+            .values(seen_at=utcnow())
+        )
+        db.session.commit()
 
 
 def on_unknown(event, *_args):

@@ -1,4 +1,9 @@
-"""Who came to a workshop day, from the presence the live room keeps (`Attendance`)."""
+"""Who is in a live room, and who came to a workshop day, from `Attendance` stays.
+
+Each process marks its sockets' open stays as seen every HEARTBEAT_SECONDS. An open stay
+not seen for STALE_AFTER belongs to a process that died without closing it: its person
+counts as gone since it was last seen.
+"""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,6 +16,28 @@ from cop.communities.models import Membership, Organisation
 from cop.core.time import utcnow
 from cop.extensions import db
 from cop.workshops.models import Attendance, WorkshopDay, WorkshopSession
+
+HEARTBEAT_SECONDS = 30
+STALE_AFTER = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+
+
+def present_ids_of(session_id: int, user_ids=None) -> set[int]:
+    """Return who is in a session's room now, on every process (of `user_ids`, if given)."""
+    query = select(Attendance.user_id).where(
+        Attendance.session_id == session_id,
+        Attendance.left_at.is_(None),
+        Attendance.seen_at >= utcnow() - STALE_AFTER,
+    )
+    if user_ids is not None:
+        query = query.where(Attendance.user_id.in_(user_ids))
+    return set(db.session.scalars(query))
+
+
+def _left_at(stay: Attendance, now: datetime) -> datetime | None:
+    """Return when a stay ended: its end, when it was last seen if stale, or None."""
+    if stay.left_at is not None:
+        return stay.left_at
+    return stay.seen_at if stay.seen_at < now - STALE_AFTER else None
 
 
 @dataclass
@@ -79,16 +106,17 @@ def attendance_of(day: WorkshopDay) -> DayAttendance:
                 organisation=organisation,
                 organisation_kind=kind.value if kind else None,
                 arrived_at=stay.joined_at,
-                left_at=stay.left_at,
+                left_at=_left_at(stay, now),
                 present=timedelta(0),
             )
-        if stay.left_at is None or person.left_at is None:
+        left_at = _left_at(stay, now)
+        if left_at is None or person.left_at is None:
             person.left_at = None
         else:
-            person.left_at = max(person.left_at, stay.left_at)
+            person.left_at = max(person.left_at, left_at)
         if session_title not in person.sessions:
             person.sessions.append(session_title)
-        stays.setdefault(stay.user_id, []).append((stay.joined_at, stay.left_at or now))
+        stays.setdefault(stay.user_id, []).append((stay.joined_at, left_at or now))
     for user_id, person in people.items():
         person.present = time_present(stays[user_id])
     kinds = Counter(person.organisation_kind for person in people.values())

@@ -314,7 +314,7 @@ class HandRaise(db.Model):
 class Attendance(db.Model):
     """A stretch of presence of a person in a session's room: from join to leave.
 
-    Open rows (no `left_at`) are who is here now, across all processes.
+    Open rows (no `left_at`) recently seen are who is here now, across all processes.
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -324,6 +324,9 @@ class Attendance(db.Model):
     # The Socket.IO connection that is present, so that its leaving closes its own row.
     sid: Mapped[str] = mapped_column(String(64))
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Renewed while the socket stays (cop/workshops/attendance.py): a stay left open by a
+    # process that died stops counting as present.
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     left_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()

@@ -204,6 +204,8 @@ def _own_card(session: WorkshopSession, user: User, card_id: int) -> Card:
     card = _in_session(session, Card, card_id)
     if card.author_id != user.id:
         raise RoomError("forbidden", _("Only its author can change a card."))
+    if card.hidden_reason is not None:
+        raise RoomError("forbidden", _("A facilitator hid this card; it can no longer change."))
     return card
 
 
@@ -224,18 +226,30 @@ def withdraw_card(session: WorkshopSession, user: User, card_id: int) -> None:
     db.session.flush()
 
 
-def hide_card(session: WorkshopSession, by: User, card_id: int, reason: str | None) -> Card:
-    """Hide a card from participants with a reason (moderation), or show it again (None)."""
+def hide_card(
+    session: WorkshopSession, by: User, card_id: int, reason: str | None
+) -> tuple[Card, set[int]]:
+    """Hide a card from participants with a reason (moderation), or show it again (None).
+
+    A hidden card takes no dots: those already on it go back to their owners, whose ids are
+    returned, and it leaves the spotlight.
+    """
     _check_open(session)
     card = _in_session(session, Card, card_id)
+    voters: set[int] = set()
     if reason is not None:
         reason = reason.strip()
         if not reason:
             raise RoomError("invalid", _("Say why the card is hidden."), {"reason": ["empty"]})
+        voters = set(db.session.scalars(select(Vote.user_id).filter_by(card_id=card.id)))
+        db.session.execute(delete(Vote).where(Vote.card_id == card.id))
+        if session.spotlight_kind is SpotlightKind.CARD and session.spotlight_id == card.id:
+            session.spotlight_kind = session.spotlight_id = None
     card.hidden_reason = reason
     card.hidden_by_id = by.id if reason else None
     db.session.flush()
-    return card
+    db.session.expire(card, ["votes"])
+    return card, voters
 
 
 # --- Clusters ------------------------------------------------------------------------------
@@ -511,6 +525,8 @@ def open_groups(
     """
     _check_open(session)
     if not session.groups:
+        session_note = db.session.get(Note, session.note_id) if session.note_id else None
+        locked = bool(session_note and session_note.is_locked)  # the lock covers every note
         for number in range(1, count + 1):
             group = BreakoutGroup(
                 session_id=session.id, name=_("Group %(number)d", number=number), position=number
@@ -523,6 +539,7 @@ def open_groups(
                 owner_id=group.id,
                 title=f"{session.title} · {group.name}",
                 created_by=by,
+                is_locked=locked,
             )
             db.session.add(note)
             db.session.flush()
