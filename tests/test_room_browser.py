@@ -283,6 +283,15 @@ def test_a_facilitator_and_two_participants_run_a_session(browser, live_session,
         expect(takeaways).to_contain_text("Levers")
         expect(takeaways).to_contain_text("One calendar for the whole network")
         expect(takeaways).to_contain_text("From: Channels")
+    fiona.locator("#room-takeaways").get_by_role("button", name="Edit").click()
+    expect(fiona.get_by_label("Takeaway", exact=True)).to_have_value(
+        "One calendar for the whole network"
+    )
+    fiona.get_by_label("Takeaway", exact=True).fill("One shared calendar for the whole network")
+    fiona.get_by_role("button", name="Save the takeaway").click()
+    for page in everyone:
+        expect(page.locator("#room-takeaways")).to_contain_text("One shared calendar")
+        expect(page.locator("#room-takeaways")).to_contain_text("From: Channels")
 
     # Closing: every screen shows it, and the controls are gone.
     click_phase(fiona, "Close the session")
@@ -294,11 +303,14 @@ def test_a_facilitator_and_two_participants_run_a_session(browser, live_session,
     screenshot(fiona, shots, "5-closed-seen-by-fiona")
     screenshot(paul, shots, "5-closed-seen-by-paul")
 
-    # The record, once a session is closed (its page may not exist yet on this server).
+    # The record: every card with the dots it got, and the takeaway.
     response = paul.goto(live_session["path"] + "/record")
-    if response.status != 404:
-        expect(paul.locator("main")).to_contain_text("Share a <b>monthly</b> newsletter")
-        screenshot(paul, shots, "6-record-seen-by-paul")
+    assert response.status == 200
+    for text, total in totals.items():
+        expect(paul.locator("ol.cards li", has_text=text).locator("strong")).to_have_text(total)
+    expect(paul.locator("main")).to_contain_text("Share a <b>monthly</b> newsletter")
+    expect(paul.locator("main")).to_contain_text("One shared calendar for the whole network")
+    screenshot(paul, shots, "6-record-seen-by-paul")
     assert problems == []
 
 

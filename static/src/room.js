@@ -929,6 +929,13 @@ function mount(root) {
     }
     if (facilitating() && state.phase === "synthesise") {
       item.append(
+        button(text.edit, {
+          className: "secondary",
+          "data-key": `${key}-edit`,
+          "aria-describedby": textId,
+          onclick: () => editTakeaway(takeaway),
+        }),
+        " ",
         button(text.remove, {
           className: "secondary",
           "data-key": `${key}-remove`,
@@ -1123,11 +1130,31 @@ function mount(root) {
       send("add_cluster", { label }, () => (input.value = ""));
     });
   }
+  // The same form adds a takeaway or, after "Edit", changes one (kind, text and clusters).
+  let editedTakeaway = null;
+  function editTakeaway(takeaway) {
+    editedTakeaway = takeaway.id;
+    byId("room-takeaway-kind").value = takeaway.kind;
+    byId("room-takeaway-text").value = takeaway.text;
+    for (const input of takeawayForm.querySelectorAll(".room-checks input")) {
+      input.checked = (takeaway.cluster_ids || []).includes(Number(input.value));
+    }
+    byId("room-takeaway-submit").textContent = text.saveTakeaway;
+    byId("room-takeaway-cancel").hidden = false;
+    byId("room-takeaway-text").focus();
+  }
+  function resetTakeawayForm() {
+    editedTakeaway = null;
+    byId("room-takeaway-text").value = "";
+    for (const input of takeawayForm.querySelectorAll(".room-checks input")) input.checked = false;
+    byId("room-takeaway-submit").textContent = text.addTakeaway;
+    byId("room-takeaway-cancel").hidden = true;
+  }
   if (takeawayForm) {
+    byId("room-takeaway-cancel").addEventListener("click", resetTakeawayForm);
     takeawayForm.addEventListener("submit", (event) => {
       event.preventDefault();
-      const field = byId("room-takeaway-text");
-      const takeaway = field.value.trim();
+      const takeaway = byId("room-takeaway-text").value.trim();
       if (!takeaway) return showError(text.emptyCard);
       const ticked = takeawayForm.querySelectorAll(".room-checks input:checked");
       const fields = {
@@ -1135,10 +1162,8 @@ function mount(root) {
         text: takeaway,
         cluster_ids: [...ticked].map((input) => Number(input.value)),
       };
-      send("add_takeaway", fields, () => {
-        field.value = "";
-        for (const input of takeawayForm.querySelectorAll(".room-checks input")) input.checked = false;
-      });
+      if (editedTakeaway === null) send("add_takeaway", fields, resetTakeawayForm);
+      else send("edit_takeaway", { takeaway_id: editedTakeaway, ...fields }, resetTakeawayForm);
     });
   }
   const phaseBack = byId("room-phase-back");
