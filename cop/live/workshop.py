@@ -55,9 +55,9 @@ NAMESPACE = "/workshop"
 log = logging.getLogger(__name__)
 MOST_GROUPS = 20
 
-# Who may send a command: every member who may see the session, those who take part
-# (every role but observer), or hosts and facilitators.
-ANYONE, TAKING_PART, FACILITATING = "anyone", "taking_part", "facilitating"
+# Who may send a command besides seeing the session (every member may `join`): those who
+# take part (every role but observer), or hosts and facilitators.
+TAKING_PART, FACILITATING = "taking_part", "facilitating"
 
 
 def init_app(app) -> None:
