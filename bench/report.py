@@ -45,6 +45,8 @@ def main():
     groups = defaultdict(list)
     for line in path.read_text().splitlines():
         row = json.loads(line)
+        if row.get("kind") == "room":  # the live room's runs: bench/room.py --report
+            continue
         if row.get("serverCpuSeconds") is not None and row.get("tokensSent"):
             row["cpuPerEdit"] = round(row["serverCpuSeconds"] / row["tokensSent"] * 1e3, 2)
         if row.get("at", "") >= since and float(row.get("seconds", 20)) == seconds:
