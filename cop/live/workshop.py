@@ -857,11 +857,28 @@ def leave_everything(app) -> None:
 
 
 def on_disconnect(*_reason):
-    """Close the socket's attendance and forget it."""
+    """Close the socket's attendance and forget it; say so to the room from a task.
+
+    The announcement must not be sent from here: python-engineio runs this handler while
+    sending, when it finds a socket dead, and a send from here may find the next dead
+    socket. When many screens drop at once, the handlers would nest until Python's
+    recursion limit and leave stays open (bench/results/room-dropout-recursion.txt).
+    """
     _sockets()["tokens"].pop(request.sid, None)
     departure = _leave(request.sid)
     db.session.commit()
-    _announce_departures([departure])
+    if departure is not None:
+        socketio.start_background_task(
+            _announce_later, current_app._get_current_object(), departure
+        )
+
+
+def _announce_later(app, departure: tuple[int, int]) -> None:
+    with app.app_context():
+        try:
+            _announce_departures([departure])
+        finally:
+            db.session.remove()
 
 
 def on_join(payload=None):
