@@ -60,6 +60,7 @@ from run import (
     ROOT,
     code_version,
     cpu_seconds,
+    migrated_database,
     peak_rss_mib,
     runqueue_wait_seconds,
     start_cop,
@@ -87,15 +88,7 @@ class RoomWorld:
 
     def __init__(self, participants: int, vote_cards: int, dots: int, workdir: Path):
         self.path = workdir / "room.sqlite"
-        self.database_url = f"sqlite:///{self.path}"
-        environment = dict(os.environ, DATABASE_URL=self.database_url, SECRET_KEY="bench")
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-        )
+        self.database_url = migrated_database(self.path)
         from cop import create_app
         from cop.auth import services as auth_services
         from cop.communities import services as community_services

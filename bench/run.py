@@ -68,19 +68,25 @@ def peak_rss_mib(pid: int) -> float:
 # --- cop's database: one community, its members with API tokens ----------------------------
 
 
+def migrated_database(path: Path) -> str:
+    """Create a SQLite database at `path` with cop's migrations; return its URL."""
+    database_url = f"sqlite:///{path}"
+    environment = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="bench")
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    return database_url
+
+
 class CopWorld:
     """A fresh SQLite database with one community of `members` people and their API tokens."""
 
     def __init__(self, members: int, workdir: Path):
-        self.database_url = f"sqlite:///{workdir / 'bench.sqlite'}"
-        environment = dict(os.environ, DATABASE_URL=self.database_url, SECRET_KEY="bench")
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-        )
+        self.database_url = migrated_database(workdir / "bench.sqlite")
         from cop import create_app
         from cop.auth import services as auth_services
         from cop.communities import services as community_services
