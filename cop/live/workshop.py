@@ -27,7 +27,7 @@ from cop.auth.models import ApiToken, User
 from cop.auth.services import api_token_for
 from cop.communities.models import Membership, Organisation
 from cop.core.permissions import Action, Verdict, can_facilitate, decide, membership_of
-from cop.core.time import utcnow
+from cop.core.time import utc_text, utcnow
 from cop.extensions import db, socketio
 from cop.live import notes as live_notes
 from cop.live.identity import lasting_users, memberships_of
@@ -323,10 +323,6 @@ def _joined_session(data: dict, who: str):
 # --- What people see -----------------------------------------------------------------------
 
 
-def _utc(moment):
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
-
-
 def people_of(session: WorkshopSession, user_ids) -> dict[int, dict]:
     """Return how each person appears in the room: name and organisation in the community."""
     rows = db.session.execute(
@@ -358,10 +354,10 @@ def state_of(session: WorkshopSession) -> dict:
         "session_id": session.id,
         "phase": session.phase.value,
         "timer": {
-            "ends_at": _utc(session.timer_ends_at),
+            "ends_at": utc_text(session.timer_ends_at),
             "paused_seconds": session.timer_paused_seconds,
         },
-        "server_now": _utc(utcnow()),
+        "server_now": utc_text(utcnow()),
         "spotlight": {"kind": spotlight.value, "id": session.spotlight_id} if spotlight else None,
         "note": {"id": note.id, "locked": note.is_locked} if note else None,
         "breakout_open": session.breakout_open,
@@ -417,7 +413,7 @@ def hands_view(session: WorkshopSession) -> list[dict]:
         {
             "user_id": hand.user_id,
             "name": people[hand.user_id]["name"],
-            "raised_at": _utc(hand.raised_at),
+            "raised_at": utc_text(hand.raised_at),
         }
         for hand in hands
     ]
@@ -538,6 +534,13 @@ def _you_changed(session: WorkshopSession, user_id: int) -> Outcome:
     return Outcome().tell("you", you, person_room(session.id, user_id))
 
 
+def _spotlight_news(session: WorkshopSession, spotlit_before) -> Outcome:
+    """Tell the room when a command took its card or cluster out of the spotlight."""
+    if spotlit_before and session.spotlight_kind is None:
+        return _state_changed(session)
+    return Outcome()
+
+
 def _hands_changed(session: WorkshopSession) -> Outcome:
     return Outcome().tell("hands", {"hands": hands_view(session)}, room_of(session.id))
 
@@ -630,9 +633,7 @@ def withdraw_card(session, user, _membership, data) -> Outcome:
     spotlit = session.spotlight_kind
     room.withdraw_card(session, user, data["card_id"])
     outcome = Outcome().tell("card-removed", {"card_id": data["card_id"]}, room_of(session.id))
-    if spotlit and session.spotlight_kind is None:
-        outcome.add(_state_changed(session))
-    return outcome
+    return outcome.add(_spotlight_news(session, spotlit))
 
 
 @command("hide_card", HideCard, FACILITATING)
@@ -643,9 +644,7 @@ def hide_card(session, user, _membership, data) -> Outcome:
     outcome = _card_changed(session, card)
     for voter in voters:
         outcome.add(_you_changed(session, voter))
-    if spotlit and session.spotlight_kind is None:
-        outcome.add(_state_changed(session))
-    return outcome
+    return outcome.add(_spotlight_news(session, spotlit))
 
 
 @command("unhide_card", CardCommand, FACILITATING)
@@ -680,9 +679,7 @@ def remove_cluster(session, _user, _membership, data) -> Outcome:
     )
     for card in cards:
         outcome.add(_card_changed(session, card))
-    if spotlit and session.spotlight_kind is None:
-        outcome.add(_state_changed(session))
-    return outcome
+    return outcome.add(_spotlight_news(session, spotlit))
 
 
 @command("move_card", MoveCard, FACILITATING)

@@ -17,7 +17,7 @@ import io
 import json
 import re
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
@@ -29,7 +29,7 @@ from cop.communities.models import Membership
 from cop.communities.services import slugify
 from cop.core.formatting import local_datetime, viewer_date
 from cop.core.labels import organisation_kind_label
-from cop.core.time import utcnow
+from cop.core.time import utc_text, utcnow
 from cop.extensions import db
 from cop.notes.models import Note
 from cop.notes.services import current_text
@@ -97,11 +97,6 @@ def recorded_session_ids(session_ids) -> set[int]:
             select(SessionRecord.session_id).where(SessionRecord.session_id.in_(ids))
         )
     )
-
-
-def _utc_text(moment: datetime) -> str:
-    """Write a naive UTC datetime as ISO 8601 with its "Z", as the JSON API does."""
-    return moment.replace(tzinfo=UTC, microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _note_data(note_id: int | None) -> dict | None:
@@ -235,7 +230,7 @@ def record_data(session: WorkshopSession, closed_by: User | None, closed_at: dat
             "dots_per_person": session.dots_per_person,
             "max_dots_per_card": session.max_dots_per_card,
         },
-        "closed_at": _utc_text(closed_at),
+        "closed_at": utc_text(closed_at),
         "closed_by": closed_by.display_name if closed_by is not None else None,
         "note": _note_data(session.note_id),
         "clusters": [
