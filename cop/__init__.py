@@ -107,6 +107,7 @@ def register_template_helpers(app: Flask) -> None:
     from cop.core.csp import csp_nonce
     from cop.core.formatting import (
         country_name,
+        local_date,
         local_datetime,
         viewer_date,
         viewer_time,
@@ -118,7 +119,10 @@ def register_template_helpers(app: Flask) -> None:
         csp_nonce=csp_nonce,
         role_label=labels.role_label,
         organisation_kind_label=labels.organisation_kind_label,
+        draft_status_label=labels.draft_status_label,
+        source_kind_label=labels.source_kind_label,
         country_name=country_name,
+        local_date=local_date,
         local_datetime=local_datetime,
         viewer_date=viewer_date,
         viewer_time=viewer_time,
@@ -155,6 +159,7 @@ def register_blueprints(app: Flask) -> None:
     from cop.communities.views import bp as communities_bp
     from cop.core.errors import register_error_handlers
     from cop.core.views import bp as core_bp
+    from cop.drafts.views import bp as drafts_bp
     from cop.live import notes as live_notes
     from cop.live import workshop as live_workshop
     from cop.notes.views import bp as notes_bp
@@ -165,6 +170,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(communities_bp)
     app.register_blueprint(notes_bp)
     app.register_blueprint(workshops_bp)
+    app.register_blueprint(drafts_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     live_notes.init_app(app)
     live_workshop.init_app(app)

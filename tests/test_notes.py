@@ -1,5 +1,7 @@
 """Notes outside the live room: versions, comparison, restoring, exports."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycrdt import Doc, Text
 from sqlalchemy import select
 
@@ -202,3 +204,25 @@ def test_the_api_refuses_bad_notes(client, auth, make, app):
     assert client.get("/api/v1/notes/999999").status_code == 404
     other = NoteWorld(app, make)
     assert client.get(f"/api/v1/notes/{other.note_id}").status_code == 404  # private, not mine
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["un ", "deux ", "trois\n", "\n", "quatre. ", "é ", "5\n\n"])),
+    st.lists(st.sampled_from(["un ", "deux ", "trois\n", "\n", "cinq ", "é ", "5\n\n"])),
+)
+def test_a_word_diff_gives_back_both_texts(old_words, new_words):
+    old, new = "".join(old_words), "".join(new_words)
+    parts = services.word_diff(old, new)
+    assert "".join(text for kind, text in parts if kind != "added") == old
+    assert "".join(text for kind, text in parts if kind != "removed") == new
+    assert all(kind in {"same", "removed", "added"} for kind, _text in parts)
+
+
+def test_a_word_diff_marks_only_the_changed_words_of_a_changed_line():
+    old = "First line stays.\nThe cat sat on the mat.\nLast line.\n"
+    new = "First line stays.\nThe dog sat on the mat.\nLast line.\nAn added line.\n"
+    parts = services.word_diff(old, new)
+    assert ("removed", "cat") in parts and ("added", "dog") in parts
+    assert ("added", "An added line.\n") in parts
+    assert parts[0] == ("same", "First line stays.\nThe ")

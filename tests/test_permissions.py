@@ -21,9 +21,12 @@ from cop.communities.models import (
     Visibility,
 )
 from cop.core.time import utcnow
+from cop.drafts import services as drafts
+from cop.drafts.models import DraftStatus, Publication
+from cop.drafts.workflow import add_comment, move, save_revision
 from cop.extensions import db
 from cop.notes.models import Note, NoteOwnerKind, NoteVersion
-from cop.workshops.models import WorkshopDay, WorkshopSession
+from cop.workshops.models import Card, WorkshopDay, WorkshopSession
 from cop.workshops.record import freeze
 from tests.conftest import PASSWORD
 
@@ -39,6 +42,11 @@ TABLE = {
     "create_organisation": {"host"},  # organisations are created by hosts (or by joining)
     "write_notes": {"host", "facilitator", "editor", "participant"},  # create, write notes
     "plan": {"host", "facilitator"},  # plan days and sessions; run any session
+    "edit_drafts": {"host", "editor"},  # create and edit guide drafts, revisions
+    "review": {"host", "editor"},  # submit for review / approve
+    "publish": {"host"},  # publish a version
+    "comment": {"host", "facilitator", "editor", "participant"},  # comment, validate
+    "write_sheet": {"host", "facilitator", "editor", "participant"},  # own organisation's
 }
 
 # endpoint -> (method, path template, form data or JSON body, who may: "everyone" |
@@ -185,6 +193,107 @@ ROUTES = {
         None,
         "see_members_area",
     ),
+    "drafts.index": ("GET", "/c/{slug}/drafts", None, "see_members_area"),
+    "drafts.create": ("POST", "/c/{slug}/drafts", {"title": "A guide"}, "edit_drafts"),
+    "drafts.create_sheet": ("POST", "/c/{slug}/sheets", {"title": "Our sheet"}, "write_sheet"),
+    "drafts.show": ("GET", "/c/{slug}/drafts/{draft_id}", None, "see_members_area"),
+    "drafts.add_section": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections",
+        {"title": "More"},
+        "edit_drafts",
+    ),
+    "drafts.place_sheet": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sheets",
+        {"sheet_id": "{signed_sheet_id}"},
+        "edit_drafts",
+    ),
+    "drafts.rename_section": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/rename",
+        {"title": "Renamed"},
+        "edit_drafts",
+    ),
+    "drafts.move_section": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/move",
+        {"direction": "down"},
+        "edit_drafts",
+    ),
+    "drafts.remove_section": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/remove",
+        None,
+        "edit_drafts",
+    ),
+    "drafts.section": (
+        "GET",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}",
+        None,
+        "see_members_area",
+    ),
+    "drafts.insert_material": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/material",
+        {"session_id": "{session_id}", "kind": "card", "source_id": "{card_id}"},
+        "edit_drafts",
+    ),
+    "drafts.move": ("POST", "/c/{slug}/drafts/{draft_id}/status", {"to": "approved"}, "review"),
+    "drafts.publish": ("POST", "/c/{slug}/drafts/{approved_id}/publish", None, "publish"),
+    "drafts.sign_off": ("POST", "/c/{slug}/drafts/{sheet_id}/sign-off", None, "write_sheet"),
+    "drafts.comment": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/comments",
+        {"body": "Is this right?"},
+        "comment",
+    ),
+    "drafts.resolve": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/comments/{comment_id}/resolve",
+        None,
+        "review",
+    ),
+    "drafts.validate": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/sections/{section_id}/validation",
+        {"verdict": "recognise"},
+        "comment",
+    ),
+    "drafts.revisions": ("GET", "/c/{slug}/drafts/{draft_id}/revisions", None, "see_members_area"),
+    "drafts.save_revision": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/revisions",
+        {"message": "Checkpoint"},
+        "edit_drafts",
+    ),
+    "drafts.revision": (
+        "GET",
+        "/c/{slug}/drafts/{draft_id}/revisions/1",
+        None,
+        "see_members_area",
+    ),
+    "drafts.compare": (
+        "GET",
+        "/c/{slug}/drafts/{draft_id}/compare?from=1",
+        None,
+        "see_members_area",
+    ),
+    "drafts.restore": (
+        "POST",
+        "/c/{slug}/drafts/{draft_id}/revisions/1/restore",
+        None,
+        "edit_drafts",
+    ),
+    "drafts.export": ("GET", "/c/{slug}/drafts/{draft_id}/export.md", None, "see_members_area"),
+    "drafts.export_revision": (
+        "GET",
+        "/c/{slug}/drafts/{draft_id}/revisions/1/export.md",
+        None,
+        "see_members_area",
+    ),
+    "drafts.published": ("GET", "/p/{slug}/{guide_slug}", None, "see_home"),
+    "drafts.published_export": ("GET", "/p/{slug}/{guide_slug}/v1.md", None, "see_home"),
     "api.me": ("GET", "/api/v1/me", None, "logged_in"),
     "api.list_communities": ("GET", "/api/v1/communities", None, "everyone"),
     "api.create_community": (
@@ -367,9 +476,13 @@ def build_world(app, visibility: str, principal: str) -> dict:
         session = WorkshopSession(
             workshop_day=day, title="Walk session", starts_at_local=time(9, 30), duration_min=60
         )
-        db.session.add_all([day, session])
+        card = Card(session=session, author=users["target"], body="A card to quote")
+        db.session.add_all([day, session, card])
+        for membership in community.memberships:
+            membership.organisation = organisation  # so that anyone may write a sheet
         db.session.flush()
         freeze(session, None)  # as if it had been run and closed: its record pages answer
+        drafts = build_drafts(community, users, target)
         owner = users["target"] if principal == "anonymous" else users[principal]
         own_token_id = auth_services.create_api_token(owner, "mine")[0].id
         values = {
@@ -386,9 +499,42 @@ def build_world(app, visibility: str, principal: str) -> dict:
             "version_id": version.id,
             "own_token_id": own_token_id,
             "reset_token": auth_services.make_password_reset_token(users["target"]),
-        }
+            "card_id": card.id,
+        } | drafts
         db.session.commit()
         return values
+
+
+def build_drafts(community, users, target) -> dict:
+    """Create what the draft routes act on.
+
+    A guide in review (with a revision, a comment and a published v1), an approved guide,
+    a sheet to sign off and a signed-off sheet.
+    """
+    author = users["target"]
+    guide = drafts.create_guide(author, community, "Walk guide")
+    db.session.flush()
+    move(author, guide, DraftStatus.REVIEW)
+    section = guide.sections[0]
+    comment = add_comment(author, guide, section, "Check this")
+    revision = save_revision(author, guide, "First")
+    db.session.add(Publication(draft_id=guide.id, version=1, revision_id=revision.id))
+    approved = drafts.create_guide(author, community, "Approved guide")
+    db.session.flush()
+    approved.status = DraftStatus.APPROVED
+    sheet = drafts.create_sheet(author, target, "Our experience")
+    signed = drafts.create_sheet(author, target, "Signed experience")
+    signed.status = DraftStatus.SIGNED_OFF
+    db.session.flush()
+    return {
+        "draft_id": guide.id,
+        "guide_slug": guide.slug,
+        "section_id": section.id,
+        "comment_id": comment.id,
+        "approved_id": approved.id,
+        "sheet_id": sheet.id,
+        "signed_sheet_id": signed.id,
+    }
 
 
 # Routes outside communities do not depend on visibility: they are walked once.
@@ -412,6 +558,11 @@ def test_each_person_gets_the_answer_the_table_gives(app, endpoint, principal, v
         )
         assert response.status_code == 302
     is_api = endpoint.startswith("api.")
+    if data:
+        data = {
+            key: value.format(**values) if isinstance(value, str) else value
+            for key, value in data.items()
+        }
     body = {"json": data} if is_api else {"data": data}
     response = client.open(template.format(**values), method=method, **body)
     response.close()

@@ -30,6 +30,7 @@ from cop.core.permissions import (
     roles_invitable_by,
 )
 from cop.core.time import utcnow
+from cop.drafts.workflow import published_guides
 from cop.extensions import db
 from cop.notes.services import notes_of
 from cop.workshops.services import days_of
@@ -105,6 +106,7 @@ def home(slug: str):
         membership=membership,
         members=members,
         notes=notes_of(community) if show_members_area else [],
+        guides=published_guides(community),
         workshop_days=days_of(community) if show_members_area else [],
         can_write_notes=can(current_user, community, Action.WRITE_NOTES),
         show_members_area=show_members_area,

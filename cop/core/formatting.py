@@ -13,6 +13,13 @@ def local_datetime(value: datetime | None, format: str = "medium") -> str:
     return format_datetime(value.replace(tzinfo=UTC), format)
 
 
+def local_date(value: datetime | None, format: str = "long") -> str:
+    """Format the date of a stored UTC datetime as it is in the viewer's time zone."""
+    if value is None:
+        return ""
+    return format_date(value.replace(tzinfo=UTC), format)
+
+
 def viewer_date(moment: datetime, format: str = "full") -> str:
     """Format the date of an aware datetime as it is in the viewer's time zone."""
     return format_date(moment, format)

@@ -61,7 +61,8 @@ FOOTNOTE_CLASSES = frozenset(
     }
 )
 CODE_LANGUAGE_CLASS = re.compile(r"language-[\w+#.-]{1,40}")
-FOOTNOTE_ID = re.compile(r"fn(ref)?\d{1,6}(:\d{1,6})?")
+# `fn3`, `fnref3:1`, or with a document id (several documents on one page): `fn-s12-3`.
+FOOTNOTE_ID = re.compile(r"fn(ref)?(-[a-z]\d{1,9}-)?\d{1,6}(:\d{1,6})?")
 
 
 def _allowed_class(value: str) -> bool:
@@ -103,6 +104,11 @@ def _cleaner() -> bleach.Cleaner:
     return cleaner
 
 
-def render_markdown(text: str) -> Markup:
-    """Render markdown to HTML that is safe to put in a page as is."""
-    return Markup(_cleaner().clean(_markdown.render(text)))
+def render_markdown(text: str, document_id: str | None = None) -> Markup:
+    """Render markdown to HTML that is safe to put in a page as is.
+
+    Give `document_id` (a letter and digits) when several rendered texts share a page: their
+    footnotes' ids then differ.
+    """
+    env = {"docId": document_id} if document_id else {}
+    return Markup(_cleaner().clean(_markdown.render(text, env)))

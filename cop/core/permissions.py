@@ -187,6 +187,12 @@ NOTE_RULES: dict[str, tuple[Action, Action]] = {
     "session": (Action.VIEW_MEMBERS_AREA, Action.TAKE_PART),
     # A breakout group's note: the same, so a facilitator and any group can look across.
     "breakout_group": (Action.VIEW_MEMBERS_AREA, Action.TAKE_PART),
+    # A section of a guide draft: read by members (they comment and validate during review),
+    # written by editors and hosts.
+    "draft_section": (Action.VIEW_MEMBERS_AREA, Action.EDIT_DRAFTS),
+    # A section of an experience sheet: written by members of the sheet's organisation only
+    # (`sheet_verdict`), until it is signed off.
+    "experience_sheet": (Action.VIEW_MEMBERS_AREA, Action.WRITE_SHEET),
 }
 LOCKED_NOTE_WRITERS = Action.PLAN_WORKSHOPS
 
@@ -199,6 +205,8 @@ def note_verdict(user, note, write: bool, membership=...) -> Verdict:
     verdict = decide(user, note.community, read_action, membership)
     if not write or verdict is not Verdict.ALLOWED:
         return verdict
+    if note.owner_kind.value == "experience_sheet":
+        return sheet_verdict(membership, _sheet_of_note(note))
     action = LOCKED_NOTE_WRITERS if note.is_locked else write_action
     return decide(user, note.community, action, membership)
 
@@ -263,3 +271,45 @@ def workshop_session_or_abort(slug: str, session_id: int, action: Action):
     if session is None:
         abort(404)
     return session, membership
+
+
+# --- Drafts and experience sheets ------------------------------------------------------
+
+
+def draft_or_abort(slug: str, draft_id: int, action: Action, kind=None):
+    """Load a community's draft (of `kind`, if given), checking `action` in its community."""
+    from cop.drafts.services import draft_in
+
+    community, membership = community_or_abort(slug, action)
+    draft = draft_in(community, draft_id, kind)
+    if draft is None:
+        abort(404)
+    return draft, membership
+
+
+def sheet_verdict(membership: Membership | None, sheet) -> Verdict:
+    """Decide whether this member may write (or sign off) an experience sheet.
+
+    Only members of the sheet's own organisation who may write sheets, and only before it
+    is signed off.
+    """
+    from cop.drafts.models import DraftStatus
+
+    if membership is None:
+        return Verdict.FORBIDDEN
+    verdict = decide(membership.user, membership.community, Action.WRITE_SHEET, membership)
+    if verdict is not Verdict.ALLOWED:
+        return verdict
+    if sheet is None or membership.organisation_id != sheet.organisation_id:
+        return Verdict.FORBIDDEN
+    if sheet.status is DraftStatus.SIGNED_OFF:
+        return Verdict.FORBIDDEN
+    return Verdict.ALLOWED
+
+
+def _sheet_of_note(note):
+    """Return the experience sheet a note belongs to (its owner is one of the sheet's sections)."""
+    from cop.drafts.models import DraftSection
+
+    section = db.session.get(DraftSection, note.owner_id) if note.owner_id else None
+    return section.draft if section is not None else None

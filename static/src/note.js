@@ -7,7 +7,15 @@ import * as Y from "yjs";
 import { SocketIOProvider } from "y-socket.io";
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 import { Compartment, EditorState, Prec } from "@codemirror/state";
-import { EditorView, drawSelection, highlightSpecialChars, keymap } from "@codemirror/view";
+import {
+  Decoration,
+  EditorView,
+  MatchDecorator,
+  ViewPlugin,
+  drawSelection,
+  highlightSpecialChars,
+  keymap,
+} from "@codemirror/view";
 import { defaultKeymap } from "@codemirror/commands";
 import { HighlightStyle, LanguageSupport, syntaxHighlighting } from "@codemirror/language";
 import { markdownKeymap, markdownLanguage, pasteURLAsLink } from "@codemirror/lang-markdown";
@@ -53,6 +61,36 @@ const theme = EditorView.theme({
   ".cm-ySelectionCaretDot": { display: "none" },
 });
 
+// A draft section's source references `[^s<id>]` show as badges; their tooltip says where
+// the words come from (the page's #source-labels map, from cop/drafts/views.py). The text
+// stays as typed, so a reference moves, copies and deletes with the words it supports.
+function sourceBadges(labels) {
+  const decorator = new MatchDecorator({
+    regexp: /\[\^s(\d{1,9})\]/g,
+    decoration: (match) =>
+      Decoration.mark({
+        class: "cm-source-ref",
+        attributes: labels[match[1]] ? { title: labels[match[1]] } : {},
+      }),
+  });
+  return ViewPlugin.define((view) => ({
+    decorations: decorator.createDeco(view),
+    update(update) {
+      this.decorations = decorator.updateDeco(update, this.decorations);
+    },
+  }), { decorations: (plugin) => plugin.decorations });
+}
+
+function readSourceLabels() {
+  const block = document.getElementById("source-labels");
+  if (!block) return null;
+  try {
+    return JSON.parse(block.textContent);
+  } catch {
+    return null;
+  }
+}
+
 function mount(root) {
   const data = root.dataset;
   const canWrite = data.canWrite === "true";
@@ -70,6 +108,7 @@ function mount(root) {
   const previewBox = root.querySelector("#note-preview");
   const previewBody = previewBox.querySelector(".note-preview-body");
 
+  const sourceLabels = readSourceLabels();
   const ydoc = new Y.Doc();
   const ytext = ydoc.getText(TEXT_NAME);
   // disableBc: tabs of one browser must not exchange edits behind the server's back.
@@ -148,6 +187,7 @@ function mount(root) {
         editable.of(editability(canWrite)),
         EditorView.contentAttributes.of({ "aria-label": data.labelEditor, "aria-multiline": "true" }),
         canWrite ? EditorView.contentAttributes.of({ "aria-describedby": "note-keys" }) : [],
+        sourceLabels ? sourceBadges(sourceLabels) : [],
         theme,
       ],
     }),
