@@ -6,9 +6,11 @@ Everything here is invented: the organisations, the people and their addresses
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
+from flask_babel import force_locale
 from pycrdt import Doc, Text
 from sqlalchemy import func, select
 
@@ -24,6 +26,18 @@ from cop.communities.models import (
     Visibility,
 )
 from cop.core.errors import ConflictError, ServiceError
+from cop.drafts import services as draft_services
+from cop.drafts import workflow
+from cop.drafts.models import (
+    Draft,
+    DraftSection,
+    DraftStatus,
+    MarkVerdict,
+    SectionKind,
+    SourceKind,
+    SourceLink,
+)
+from cop.drafts.services import Material
 from cop.extensions import db
 from cop.notes import services as note_services
 from cop.workshops import services as workshop_services
@@ -356,13 +370,215 @@ répondre.
 """
 NOTE_WRITERS = ("facilitator@demo.example", "editor@demo.example")
 
+# An experience sheet of the Collectif Eau Partagée, written and signed off by its member,
+# then placed in the guide. Section titles are written here in French: the template's own
+# titles are translated only when the catalogue has them.
+SHEET_WRITER = "participant@demo.example"
+SHEET_TITLE = "Une lettre mensuelle en trois nouvelles"
+SHEET_SECTIONS = {
+    SectionKind.CONTEXT: (
+        "Contexte",
+        "Le Collectif Eau Partagée réunit une quarantaine d'associations, de régies publiques et "
+        "de comités d'usagers engagés pour l'accès à l'eau, en France et en Afrique de l'Ouest. "
+        "Jusqu'en 2023, il diffusait une lettre trimestrielle de douze pages que la plupart de "
+        "ses membres disaient ne pas avoir le temps de lire. Les appels à projets et les "
+        "formations arrivaient trop tard, ou passaient inaperçus.",
+    ),
+    SectionKind.ACTORS: (
+        "Acteurs",
+        "La chargée de communication du collectif, à mi-temps, tient la lettre. Un comité de "
+        "trois membres bénévoles, renouvelé chaque année, choisit les nouvelles avec elle. Les "
+        "associations membres proposent leurs informations par un formulaire partagé.",
+    ),
+    SectionKind.ACTIONS: (
+        "Ce qui a été fait",
+        "Nous avons remplacé la lettre trimestrielle par une lettre mensuelle limitée à trois "
+        "nouvelles, chacune résumée en trois lignes avec un lien vers le détail. Elle part "
+        "toujours le premier mardi du mois, à la même heure. Une fois par an, un court "
+        "questionnaire demande aux membres ce qu'ils en retiennent et ce qui leur manque.",
+    ),
+    SectionKind.RESULTS: (
+        "Résultats",
+        "En un an, le taux d'ouverture est passé d'environ 20 % à près de 55 %, et plusieurs "
+        "membres relaient la lettre dans leurs propres réseaux. Deux appels à projets diffusés "
+        "par la lettre ont reçu des candidatures de petites associations qui n'en avaient "
+        "jamais déposé. La lettre demande une journée de travail par mois, contre une semaine "
+        "par trimestre auparavant.",
+    ),
+    SectionKind.LESSONS: (
+        "Enseignements",
+        "Se limiter à trois nouvelles oblige à choisir, et ce choix est déjà un service rendu "
+        "aux membres. La régularité compte autant que le contenu : les membres savent quand la "
+        "lettre arrive, et ils l'attendent. Ce qui n'y entre pas trouve sa place dans l'agenda "
+        "partagé du site.",
+    ),
+    SectionKind.REPRODUCE: (
+        "Conditions pour la reproduire",
+        "Il faut une personne identifiée qui tient le calendrier, même à temps partiel, et un "
+        "petit comité pour partager les choix. Il faut aussi renoncer à l'exhaustivité, ce qui "
+        "se discute en assemblée générale. Un outil d'envoi simple, qui compte les ouvertures, "
+        "suffit.",
+    ),
+    SectionKind.CONTACT: (
+        "Contact",
+        "Camille Roux, chargée de communication du Collectif Eau Partagée "
+        "(contact@eau-partagee.example). Le modèle de la lettre et le formulaire de proposition "
+        "sont disponibles sur demande.",
+    ),
+}
+
+# The guide built from the first day's record: written by the two editors, reviewed,
+# published as v1 by the host, taken up again and back in review.
+GUIDE_TITLE = "Repères : comment améliorer le travail en réseau"
+EDITOR, EDITOR2 = "editor@demo.example", "editor2@demo.example"
+INTRO = (
+    "Ce guide rassemble ce que les membres de la communauté « Réseaux, collectifs et "
+    "plateformes » ont mis en commun au fil de leurs journées d'ateliers en ligne. Pour chaque "
+    "thème, il présente les enjeux clés, les leviers qui ont fait leurs preuves et les "
+    "conditions qui les rendent possibles.",
+    "Chaque repère renvoie, en note, à la séance d'où il vient, avec le nombre de contributions "
+    "et d'organisations qui le portent. Les fiches d'expérience, rédigées et validées par les "
+    "organisations elles-mêmes, illustrent ces repères par des cas concrets.",
+)
+INTRO_SCOPE = (
+    "Cette première version porte sur le thème « Échanges et diffusion d'informations », "
+    "travaillé lors de la journée 1 par quatorze personnes venues de réseaux, d'ONG, de "
+    "collectivités et d'une fondation. Les autres thèmes seront rédigés au fil des prochaines "
+    "journées."
+)
+INTRO_SCOPE_AFTER_REVIEW = (
+    "Cette version porte sur le thème « Échanges et diffusion d'informations », travaillé lors "
+    "de la journée 1 par quatorze personnes venues de réseaux, d'ONG, de collectivités et d'une "
+    "fondation ; elle tient compte des remarques de la première relecture. Les autres thèmes "
+    "seront rédigés au fil des prochaines journées."
+)
+KEY_ISSUES_LEAD = (
+    "Premier constat partagé : l'information circule beaucoup, mais elle n'arrive pas jusqu'à "
+    "celles et ceux qui pourraient s'en saisir. Le problème tient moins au manque "
+    "d'information qu'au temps qu'il faut pour la trier et la relayer."
+)
+KEY_ISSUES_CLUSTER = (
+    "Ces cartes, venues de réseaux comme d'ONG, forment le regroupement « Le temps et la "
+    "surcharge d'information »."
+)
+KEY_ISSUES_NOTE = "La prise de notes de la journée résume ainsi ce qui bloque :"
+KEY_ISSUES_AUTHORITIES = (
+    "Les collectivités vivent la difficulté inverse : elles reçoivent des sollicitations de "
+    "toutes parts, sans savoir à qui répondre."
+)
+LEVERS_LEAD = (
+    "Les leviers retenus sont d'abord des formats simples, réguliers et pensés pour leurs "
+    "publics. Aucun ne demande de gros moyens ; tous demandent de choisir ce que l'on diffuse."
+)
+LEVERS_NOTE = "La prise de notes de la journée en garde les exemples les plus parlants :"
+LEVERS_SHEET = (
+    "La fiche d'expérience du Collectif Eau Partagée, ci-dessous, raconte comment une lettre "
+    "mensuelle de trois nouvelles a remplacé une lettre trimestrielle que personne ne lisait."
+)
+LEVERS_LANGUAGES = (
+    "La langue est un levier à part entière : là où les membres ne lisent pas tous le "
+    "français, traduire l'essentiel change qui reçoit l'information."
+)
+CONDITIONS_LEAD = (
+    "Aucun format ne fonctionne sans un minimum de confiance entre les membres : on relaie "
+    "plus volontiers l'information de quelqu'un que l'on connaît."
+)
+CONDITIONS_LEAD_AFTER_REVIEW = (
+    "Aucun format ne fonctionne sans un minimum de confiance entre les membres : on relaie "
+    "plus volontiers l'information d'un réseau dont on connaît les personnes."
+)
+CONDITIONS_CLUSTER = (
+    "C'est le sens du regroupement « La confiance entre membres », qui réunit des cartes de "
+    "réseaux et d'une collectivité."
+)
+LATER_THEME = (
+    "*Ce thème sera travaillé lors de la journée {number} ; ses enjeux, ses leviers et ses "
+    "conditions favorables seront rédigés à partir de ses résultats.*"
+)
+FIRST_DRAFT = "Premier jet à partir des ateliers"
+AFTER_REVIEW = "Reprise après la relecture"
+# Review comments: (author, section kind of the first theme or INTRO, quoted passage, body).
+FIRST_REVIEW_COMMENT = (
+    "fatou.ndiaye@demo.example",
+    SectionKind.LEVERS,
+    "traduits quand les membres ne lisent pas le français",
+    "Pouvez-vous préciser les langues ? Au Sénégal oriental, c'est la traduction en wolof et en "
+    "pulaar qui nous a permis de toucher les groupements de femmes.",
+)
+FIRST_REVIEW_REPLY = (
+    EDITOR,
+    "Merci Fatou : j'ajoute votre carte sur le wolof et le pulaar dans la prochaine version.",
+)
+SECOND_REVIEW_COMMENTS = (
+    (
+        "facilitator@demo.example",
+        SectionKind.CONDITIONS,
+        "On partage plus volontiers une difficulté quand on sait que ça ne sortira pas du groupe.",
+        "Attention à ne pas en faire une règle générale : ce qui se dit en atelier reste entre "
+        "nous, mais les décisions du réseau, elles, doivent circuler. Peut-on le préciser ?",
+    ),
+    (
+        "antoine.girard@demo.example",
+        SectionKind.KEY_ISSUES,
+        "elles reçoivent des sollicitations de toutes parts, sans savoir à qui répondre",
+        "C'est bien ce que nous avons dit. J'ajouterais que nous ne savons pas toujours qui parle "
+        "au nom du réseau : un interlocuteur désigné nous ferait gagner beaucoup de temps.",
+    ),
+)
+SECOND_REVIEW_REPLY = (
+    "isabelle.perrin@demo.example",
+    "Même constat au Département de la Haute-Vallée. Nous pourrions proposer une fiche "
+    "d'expérience sur notre annuaire des réseaux partenaires.",
+)
+# Validation marks in the current review: (person, section kind, verdict, comment).
+RECOGNISE, NOT_WHAT_WE_SAID = MarkVerdict.RECOGNISE, MarkVerdict.NOT_WHAT_WE_SAID
+FIRST_REVIEW_MARK = (
+    "fatou.ndiaye@demo.example",
+    SectionKind.LEVERS,
+    NOT_WHAT_WE_SAID,
+    "Il manque la traduction dans les langues des membres.",
+)
+MARKS = (
+    ("participant@demo.example", SectionKind.INTRO, RECOGNISE, ""),
+    ("lea.fontaine@demo.example", SectionKind.INTRO, RECOGNISE, ""),
+    ("karim.benali@demo.example", SectionKind.KEY_ISSUES, RECOGNISE, ""),
+    ("antoine.girard@demo.example", SectionKind.KEY_ISSUES, RECOGNISE, ""),
+    ("nicolas.dubois@demo.example", SectionKind.KEY_ISSUES, RECOGNISE, ""),
+    (
+        "lea.fontaine@demo.example",
+        SectionKind.KEY_ISSUES,
+        NOT_WHAT_WE_SAID,
+        "Pour nous, le problème venait surtout des listes de diffusion qui se recoupent, moins "
+        "du manque de temps.",
+    ),
+    ("participant@demo.example", SectionKind.LEVERS, RECOGNISE, ""),
+    ("marc.verhaegen@demo.example", SectionKind.LEVERS, RECOGNISE, ""),
+    ("fatou.ndiaye@demo.example", SectionKind.LEVERS, RECOGNISE, "Merci pour l'ajout."),
+    ("manon.lambert@demo.example", SectionKind.LEVERS, RECOGNISE, ""),
+    ("gabriel.roy@demo.example", SectionKind.CONDITIONS, RECOGNISE, ""),
+    ("lea.fontaine@demo.example", SectionKind.CONDITIONS, RECOGNISE, ""),
+    (
+        "karim.benali@demo.example",
+        SectionKind.CONDITIONS,
+        NOT_WHAT_WE_SAID,
+        "La confiance ne vient pas seulement des rencontres en présentiel : nos petits groupes "
+        "en ligne y contribuent aussi.",
+    ),
+)
+
 
 @dataclass
 class Demo:
-    """What `load_demo` created: the community, and its memberships in the order of PEOPLE."""
+    """What `load_demo` created: the community, its members, the guide and its sheet.
+
+    Memberships are in the order of PEOPLE; the guide is built from the first day's record
+    and the experience sheet is placed in it.
+    """
 
     community: Community
     memberships: list[Membership]
+    guide: Draft
+    sheet: Draft
 
 
 def demo_conflicts() -> list[str]:
@@ -413,7 +629,12 @@ def load_demo(password: str = DEFAULT_PASSWORD) -> Demo:
         memberships.append(membership)
     db.session.flush()
     _plan_workshop_days(community, users)
-    return Demo(community=community, memberships=memberships)
+    guide, sheet = _write_drafts(
+        community,
+        {user.email: user for user in users},
+        {membership.user.email: membership for membership in memberships},
+    )
+    return Demo(community=community, memberships=memberships, guide=guide, sheet=sheet)
 
 
 def _plan_workshop_days(community: Community, users: list[User]) -> None:
@@ -550,6 +771,271 @@ def _write_note(note_id: int, text: str, writers: set[int]) -> None:
     note_services.compact_note(note_id)
 
 
+def _days_ago(days: int, at: str) -> datetime:
+    """Return the naive UTC datetime of a Paris wall-clock time, `days` before today."""
+    local = datetime.combine(
+        date.today() - timedelta(days=days), time.fromisoformat(at), tzinfo=ZoneInfo(PARIS)
+    )
+    return _utc(local)
+
+
+def _write_drafts(
+    community: Community, people: dict[str, User], memberships: dict[str, Membership]
+) -> tuple[Draft, Draft]:
+    """Write the experience sheet and the guide of the first day, as their authors would have.
+
+    Services speak French here whatever the loader's locale: the authors' own language
+    already gives the sections their titles, this gives revisions and logs their words.
+    """
+    with force_locale(LOCALE):
+        sheet = _write_sheet(memberships[SHEET_WRITER])
+        guide = _write_guide(community, people, sheet)
+    return guide, sheet
+
+
+def _write_sheet(membership: Membership) -> Draft:
+    """Write the Collectif Eau Partagée's experience sheet and sign it off (two weeks ago)."""
+    writer = membership.user
+    sheet = draft_services.create_sheet(writer, membership, SHEET_TITLE)
+    sheet.created_at = _days_ago(13, "10:00")
+    for section in sheet.sections:
+        title, text = SHEET_SECTIONS[section.kind]
+        draft_services.rename_section(section, title)
+        note_services.append_paragraph(section.note, text, writer)
+    # Signed off, its notes take no more writes: their log is folded in first.
+    _compact(sheet, _days_ago(13, "11:30"))
+    workflow.sign_off(writer, sheet)
+    sheet.signed_off_at = _days_ago(11, "16:00")
+    _date_status_change(sheet, sheet.signed_off_at)
+    return sheet
+
+
+class _GuideWriter:
+    """Write in the guide's sections of one theme with material from one session record."""
+
+    def __init__(self, guide: Draft, items: list[Material], theme_id: int):
+        self.guide = guide
+        self.items = items
+        self.sections = {
+            section.kind: section
+            for section in guide.sections
+            if section.theme_id == theme_id or section.kind is SectionKind.INTRO
+        }
+        self.moment = guide.created_at
+
+    def material(self, kind: SourceKind, text: str) -> Material:
+        """Return the record's item of this kind whose text starts with `text`."""
+        return next(item for item in self.items if item.kind is kind and item.text.startswith(text))
+
+    def card(self, index: int) -> Material:
+        """Return the record's item for one of CARDS."""
+        return self.material(SourceKind.CARD, CARDS[index][1])
+
+    def takeaway(self, index: int) -> Material:
+        """Return the record's item for one of TAKEAWAYS."""
+        return self.material(SourceKind.TAKEAWAY, TAKEAWAYS[index][1])
+
+    def cluster(self, index: int) -> Material:
+        """Return the record's item for one of CLUSTERS."""
+        return self.material(SourceKind.CLUSTER, CLUSTERS[index])
+
+    def excerpt(self, start: str) -> Material:
+        """Return the paragraph of the session's note that starts with `start`."""
+        return self.material(SourceKind.NOTE_EXCERPT, start)
+
+    def write(self, actor: User, kind: SectionKind, paragraph: str) -> None:
+        """Add a paragraph of the editor's own at the end of a section."""
+        note_services.append_paragraph(self.sections[kind].note, paragraph, actor)
+
+    def insert(
+        self, actor: User, kind: SectionKind, item: Material, quote: bool = False
+    ) -> SourceLink:
+        """Put a record's item at the end of a section, with its source link."""
+        section = self.sections[kind]
+        link, _change = draft_services.insert_material(
+            actor, section, item.session_id, item.kind, item.source_id, item.excerpt, quote
+        )
+        link.created_at = self.moment
+        return link
+
+    def reword(self, actor: User, kind: SectionKind, link: SourceLink, paragraph: str) -> None:
+        """Rewrite the paragraph that refers to a source link, keeping its reference."""
+        reference = f"[^s{link.id}]"
+        blocks = self.text(kind).split("\n\n")
+        blocks = [f"{paragraph} {reference}" if reference in block else block for block in blocks]
+        self.replace(actor, kind, "\n\n".join(blocks))
+
+    def edit(self, actor: User, kind: SectionKind, old: str, new: str) -> None:
+        """Replace a passage of a section."""
+        self.replace(actor, kind, self.text(kind).replace(old, new, 1))
+
+    def move_to_end(self, actor: User, kind: SectionKind, paragraph: str) -> None:
+        """Move one of a section's paragraphs to its end."""
+        text = self.text(kind).replace(paragraph + "\n\n", "", 1)
+        self.replace(actor, kind, text.rstrip("\n") + "\n\n" + paragraph + "\n")
+
+    def text(self, kind: SectionKind) -> str:
+        """Return a section's current text."""
+        return draft_services.section_text(self.sections[kind])
+
+    def replace(self, actor: User, kind: SectionKind, text: str) -> None:
+        """Make a section's text `text`, as one change."""
+        note_services.replace_text(self.sections[kind].note, text, actor)
+
+
+def _write_guide(community: Community, people: dict[str, User], sheet: Draft) -> Draft:
+    """Write the guide from the first day's record, publish v1, and take it back to review.
+
+    Twelve days ago the editors wrote a first draft; it went through review, the host
+    published it, and after the review's remarks it was taken up again: it is in review now,
+    with open comments and validation marks.
+    """
+    editor, editor2, host = people[EDITOR], people[EDITOR2], people[PEOPLE[0][0]]
+    guide = draft_services.create_guide(editor, community, GUIDE_TITLE)
+    guide.created_at = _days_ago(12, "09:00")
+    record = draft_services.records_of(community)[0]
+    writer = _GuideWriter(
+        guide, draft_services.items_of_record(record.data), record.data["session"]["theme"]["id"]
+    )
+    intro, key_issues, levers, conditions = (
+        SectionKind.INTRO,
+        SectionKind.KEY_ISSUES,
+        SectionKind.LEVERS,
+        SectionKind.CONDITIONS,
+    )
+    card, takeaway, cluster, excerpt = writer.card, writer.takeaway, writer.cluster, writer.excerpt
+
+    # The first draft, from the takeaways and the most voted cards.
+    for paragraph in INTRO:
+        writer.write(editor, intro, paragraph)
+    writer.write(editor, key_issues, KEY_ISSUES_LEAD)
+    writer.insert(editor, key_issues, takeaway(0))
+    writer.insert(editor, key_issues, card(5), quote=True)
+    writer.insert(editor, key_issues, card(4), quote=True)
+    writer.write(editor, levers, LEVERS_LEAD)
+    writer.insert(editor, levers, takeaway(1))
+    writer.insert(editor, levers, card(0), quote=True)
+    writer.insert(editor, levers, card(2), quote=True)
+    writer.write(editor2, conditions, CONDITIONS_LEAD)
+    writer.insert(editor2, conditions, takeaway(2))
+    writer.insert(editor2, conditions, card(8), quote=True)
+    writer.insert(editor2, conditions, card(9), quote=True)
+    _compact(guide, _days_ago(12, "11:30"))
+    workflow.save_revision(editor, guide, FIRST_DRAFT).created_at = _days_ago(10, "17:00")
+
+    # More material: clusters, the shared notes, the authorities' side; the sheet goes in.
+    writer.moment = _days_ago(9, "10:00")
+    writer.write(editor, intro, INTRO_SCOPE)
+    writer.reword(
+        editor, key_issues, writer.insert(editor, key_issues, cluster(1)), KEY_ISSUES_CLUSTER
+    )
+    writer.write(editor, key_issues, KEY_ISSUES_NOTE)
+    writer.insert(editor, key_issues, excerpt("- Les listes de diffusion"), quote=True)
+    writer.write(editor, key_issues, KEY_ISSUES_AUTHORITIES)
+    writer.insert(editor, key_issues, card(7), quote=True)
+    writer.write(editor2, levers, LEVERS_NOTE)
+    writer.insert(editor2, levers, excerpt("- La **lettre mensuelle courte**"), quote=True)
+    writer.write(editor2, levers, LEVERS_SHEET)
+    writer.reword(
+        editor2, conditions, writer.insert(editor2, conditions, cluster(2)), CONDITIONS_CLUSTER
+    )
+    for number, theme in enumerate(draft_services.themes_in_order(community), start=1):
+        if theme.id != record.data["session"]["theme"]["id"]:
+            later = next(
+                section
+                for section in guide.sections
+                if section.theme_id == theme.id and section.kind is key_issues
+            )
+            note_services.append_paragraph(later.note, LATER_THEME.format(number=number), editor)
+    _place_after(editor, guide, sheet, writer.sections[conditions])
+    _compact(guide, _days_ago(9, "15:00"))
+
+    # The first review: a remark on the levers, then approval and publication as v1.
+    workflow.move(editor, guide, DraftStatus.REVIEW)
+    _date_status_change(guide, _days_ago(8, "09:00"))
+    author, kind, quoted, body = FIRST_REVIEW_COMMENT
+    remark = workflow.add_comment(people[author], guide, writer.sections[kind], body, quoted)
+    remark.created_at = _days_ago(8, "14:00")
+    author, verdict_kind, verdict, comment = FIRST_REVIEW_MARK
+    workflow.mark(
+        people[author], guide, writer.sections[verdict_kind], verdict, comment
+    ).updated_at = _days_ago(8, "14:05")
+    author, body = FIRST_REVIEW_REPLY
+    workflow.add_comment(
+        people[author], guide, writer.sections[kind], body, parent=remark
+    ).created_at = _days_ago(8, "16:30")
+    workflow.move(host, guide, DraftStatus.APPROVED)
+    _date_status_change(guide, _days_ago(7, "11:00"))
+    publication = workflow.publish(host, guide)
+    publication.published_at = publication.revision.created_at = _days_ago(6, "10:00")
+    _date_status_change(guide, publication.published_at)
+
+    # Taken up after the review: the languages Fatou asked for, smaller rewordings.
+    writer.moment = _days_ago(3, "10:00")
+    writer.write(editor, levers, LEVERS_LANGUAGES)
+    writer.insert(editor, levers, card(3), quote=True)
+    writer.move_to_end(editor, levers, LEVERS_SHEET)
+    writer.edit(editor, intro, INTRO_SCOPE, INTRO_SCOPE_AFTER_REVIEW)
+    writer.edit(editor2, conditions, CONDITIONS_LEAD, CONDITIONS_LEAD_AFTER_REVIEW)
+    workflow.set_resolved(editor, remark, resolved=True)
+    remark.resolved_at = _days_ago(3, "11:00")
+    _compact(guide, _days_ago(3, "12:00"))
+    workflow.save_revision(editor, guide, AFTER_REVIEW).created_at = _days_ago(3, "17:00")
+
+    # In review again: new remarks, and participants say whether they recognise their words.
+    workflow.move(editor, guide, DraftStatus.REVIEW)
+    _date_status_change(guide, _days_ago(2, "09:00"))
+    threads = []
+    for when, (author, kind, quoted, body) in zip(
+        (_days_ago(2, "15:00"), _days_ago(1, "10:00")), SECOND_REVIEW_COMMENTS, strict=True
+    ):
+        comment = workflow.add_comment(people[author], guide, writer.sections[kind], body, quoted)
+        comment.created_at = when
+        threads.append(comment)
+    author, body = SECOND_REVIEW_REPLY
+    workflow.add_comment(
+        people[author], guide, threads[1].section, body, parent=threads[1]
+    ).created_at = _days_ago(1, "11:30")
+    for number, (author, kind, verdict, comment) in enumerate(MARKS):
+        workflow.mark(people[author], guide, writer.sections[kind], verdict, comment).updated_at = (
+            _days_ago(1, "14:00") + timedelta(minutes=7 * number)
+        )
+    return guide
+
+
+def _place_after(actor: User, guide: Draft, sheet: Draft, after: DraftSection) -> None:
+    """Place a signed-off sheet in a guide, as a boxed insert right after a section."""
+    placed = draft_services.place_sheet(actor, guide, sheet.id)
+    while guide.sections.index(placed) > guide.sections.index(after) + 1:
+        draft_services.move_section(placed, -1)
+        # move_section renumbers positions; the loaded list keeps its order until reloaded.
+        db.session.expire(guide, ["sections"])
+
+
+def _compact(draft: Draft, moment: datetime) -> None:
+    """Fold each section's logged changes into its note's text, as the live server does.
+
+    The note's activity, and the automatic version compaction may keep, are dated `moment`.
+    """
+    for section in draft.sections:
+        if section.note is None:
+            continue
+        compaction = note_services.prepare_compaction(section.note_id)
+        if compaction is None:
+            continue
+        before = note_services.latest_version(section.note)
+        note = note_services.store_compaction(compaction)
+        note.last_activity_at = moment
+        version = note_services.latest_version(note)
+        if version is not None and version is not before:
+            version.created_at = moment
+
+
+def _date_status_change(draft: Draft, moment: datetime) -> None:
+    """Date the draft's latest change of status."""
+    workflow.status_changes_of(draft)[0].at = moment
+
+
 def _has_users() -> bool:
     return db.session.scalar(select(User.id).limit(1)) is not None
 
@@ -590,6 +1076,10 @@ def demo_command(password: str, if_empty: bool) -> None:
             f"  {membership.user.email:<{width}}  {membership.role.value:<11}  "
             f"{membership.organisation.name}"
         )
+    click.echo()
+    guide = demo.guide
+    click.echo(f"The guide “{guide.title}”, in review: /c/{SLUG}/drafts/{guide.id}")
+    click.echo(f"  its published version 1: /p/{SLUG}/{guide.slug}")
     click.echo()
     click.echo(f"Password of every demo account: {password}")
     click.echo(

@@ -16,7 +16,11 @@ from cop.communities.models import (
     Role,
     Visibility,
 )
+from cop.drafts import services as draft_services
+from cop.drafts import workflow
+from cop.drafts.models import Draft, DraftKind, DraftStatus, MarkVerdict, SectionKind
 from cop.extensions import db
+from cop.notes.models import NoteUpdate
 from cop.workshops import services as workshop_services
 
 SLUG = "reseaux-collectifs-plateformes"
@@ -27,6 +31,7 @@ DOCUMENTED_ACCOUNTS = (
     "participant@demo.example",
     "observer@demo.example",
 )
+GUIDE_TITLE = "Repères : comment améliorer le travail en réseau"
 THEMES = [
     "Échanges et diffusion d'informations",
     "Renforcement de capacités et innovation",
@@ -45,13 +50,19 @@ def row_counts(app) -> dict[str, int]:
     with app.app_context():
         return {
             model.__name__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (User, Organisation, Community, Membership)
+            for model in (User, Organisation, Community, Membership, Draft)
         }
 
 
 def demo_community() -> Community:
     """Return the demo community (inside an app context)."""
     return db.session.scalar(select(Community).filter_by(slug=SLUG))
+
+
+def demo_guide() -> Draft:
+    """Return the demo community's only guide (inside an app context)."""
+    (guide,) = draft_services.drafts_of(demo_community(), DraftKind.GUIDE)
+    return guide
 
 
 def test_demo_creates_the_public_community_with_its_themes(runner, app):
@@ -137,7 +148,13 @@ def test_too_short_a_password_is_refused_before_anything_is_written(runner, app)
     result = load(runner, "--password", "short")
     assert result.exit_code == 2
     assert "--password" in result.output
-    assert row_counts(app) == {"User": 0, "Organisation": 0, "Community": 0, "Membership": 0}
+    assert row_counts(app) == {
+        "User": 0,
+        "Organisation": 0,
+        "Community": 0,
+        "Membership": 0,
+        "Draft": 0,
+    }
 
 
 def test_a_second_run_fails_cleanly_without_duplicating_anything(runner, app):
@@ -154,7 +171,13 @@ def test_a_taken_demo_email_stops_the_demo_and_writes_nothing(runner, app, make)
     result = load(runner)
     assert result.exit_code == 1
     assert "editor@demo.example" in result.output
-    assert row_counts(app) == {"User": 1, "Organisation": 0, "Community": 0, "Membership": 0}
+    assert row_counts(app) == {
+        "User": 1,
+        "Organisation": 0,
+        "Community": 0,
+        "Membership": 0,
+        "Draft": 0,
+    }
 
 
 def test_a_failure_halfway_writes_nothing(runner, app, monkeypatch):
@@ -169,7 +192,13 @@ def test_a_failure_halfway_writes_nothing(runner, app, monkeypatch):
     result = load(runner)
     assert result.exit_code == 1
     assert "refused for the test" in result.output
-    assert row_counts(app) == {"User": 0, "Organisation": 0, "Community": 0, "Membership": 0}
+    assert row_counts(app) == {
+        "User": 0,
+        "Organisation": 0,
+        "Community": 0,
+        "Membership": 0,
+        "Draft": 0,
+    }
 
 
 def test_if_empty_does_nothing_when_the_database_has_users(runner, app, make):
@@ -177,7 +206,13 @@ def test_if_empty_does_nothing_when_the_database_has_users(runner, app, make):
     result = load(runner, "--if-empty")
     assert result.exit_code == 0
     assert "not loaded" in result.output
-    assert row_counts(app) == {"User": 1, "Organisation": 0, "Community": 0, "Membership": 0}
+    assert row_counts(app) == {
+        "User": 1,
+        "Organisation": 0,
+        "Community": 0,
+        "Membership": 0,
+        "Draft": 0,
+    }
 
 
 def test_if_empty_after_the_demo_changes_nothing(runner, app):
@@ -288,3 +323,186 @@ def test_demo_closes_the_first_days_session_with_a_record(runner, app, client):
     page = html.unescape(client.get(f"/c/{SLUG}/sessions/{session_id}/record").text)
     assert "Des formats adaptés à chaque public" in page
     assert "06 12 34 56 78" not in page
+
+
+def test_demo_guide_is_in_review_built_from_the_first_days_record(runner, app):
+    from cop.workshops.models import SessionRecord
+
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        assert guide.title == GUIDE_TITLE
+        assert guide.status is DraftStatus.REVIEW
+        assert guide.created_by.email == "editor@demo.example"
+        # Titles in French: the services write them in the editor's language.
+        titles = {section.kind: section.title for section in guide.sections}
+        assert titles[SectionKind.INTRO] == "Introduction"
+        assert titles[SectionKind.KEY_ISSUES] == "Enjeux clés"
+        assert titles[SectionKind.LEVERS] == "Leviers"
+        assert titles[SectionKind.CONDITIONS] == "Conditions favorables"
+
+        closed = {
+            record.session_id
+            for record in db.session.scalars(select(SessionRecord))
+            if record.data["session"]["theme"] is not None
+        }
+        links = {link.id: link for link in draft_services.links_of(guide)}
+        used = {
+            section.id: [i for i in draft_services.references_in(section.note.text) if i in links]
+            for section in guide.sections
+            if section.note is not None
+        }
+        used_links = [links[i] for ids in used.values() for i in ids]
+        assert len(used_links) >= 6
+        assert sum(1 for ids in used.values() if ids) >= 2
+        assert {link.session_id for link in used_links} <= closed
+        assert {link.source_kind.value for link in used_links} == {
+            "takeaway",
+            "card",
+            "cluster",
+            "note_excerpt",
+        }
+        # Every theme section of the closed session has words of the editors around its
+        # material, and the introduction is written.
+        theme_id = used_links[0].section.theme_id
+        for section in guide.sections:
+            if section.theme_id == theme_id or section.kind is SectionKind.INTRO:
+                paragraphs = section.note.text.split("\n\n")
+                assert any("[^s" not in p and not p.startswith(">") for p in paragraphs)
+
+        # The notes are compacted: their text is what pages and the API read.
+        note_ids = [section.note_id for section in guide.sections if section.note_id]
+        assert note_ids
+        pending = select(func.count()).where(NoteUpdate.note_id.in_(note_ids))
+        assert db.session.scalar(pending) == 0
+        for section in guide.sections:
+            if section.note is not None:
+                assert section.note.text == draft_services.section_text(section)
+
+
+def test_demo_guide_places_a_signed_off_experience_sheet(runner, app):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        (placed,) = [section for section in guide.sections if section.kind is SectionKind.SHEET]
+        sheet = placed.sheet
+        assert sheet.status is DraftStatus.SIGNED_OFF
+        assert sheet.organisation.name == "Collectif Eau Partagée"
+        signer = db.session.scalar(
+            select(Membership).filter_by(
+                community_id=guide.community_id, user_id=sheet.signed_off_by_id
+            )
+        )
+        assert signer.organisation_id == sheet.organisation_id
+        assert [part.title for part in sheet.sections] == [
+            "Contexte",
+            "Acteurs",
+            "Ce qui a été fait",
+            "Résultats",
+            "Enseignements",
+            "Conditions pour la reproduire",
+            "Contact",
+        ]
+        for part in sheet.sections:
+            text = part.note.text
+            assert text.count(". ") >= 1 and len(text) > 150, part.title
+        # In the guide, right after the first theme's sections.
+        before = guide.sections[guide.sections.index(placed) - 1]
+        assert before.kind is SectionKind.CONDITIONS and before.note.text
+
+
+def test_demo_guide_has_review_comments_and_validation_marks(runner, app):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        comments = workflow.comments_of(guide)
+        threads = [comment for comment in comments if comment.parent_id is None]
+        replies = [comment for comment in comments if comment.parent_id is not None]
+        assert len(comments) >= 3 and replies
+        assert sum(thread.resolved_at is not None for thread in threads) == 1
+        assert workflow.open_comment_count(guide) == len(threads) - 1
+        for thread in threads:
+            assert thread.quoted and thread.quoted in thread.section.note.text
+        roles = {
+            membership.user_id: membership.role.value for membership in guide.community.memberships
+        }
+        assert {roles[thread.author_id] for thread in threads} >= {"participant", "facilitator"}
+
+        marks = workflow.marks_by_section(guide)
+        assert len(marks) >= 3
+        verdicts = sum(marks.values(), Counter())
+        assert verdicts[MarkVerdict.RECOGNISE.value] >= 3
+        assert verdicts[MarkVerdict.NOT_WHAT_WE_SAID.value] >= 1
+
+
+def test_demo_guide_has_revisions_and_a_published_first_version(runner, app):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        revisions = {revision.number: revision for revision in workflow.revisions_of(guide)}
+        (publication,) = workflow.publications_of(guide)
+        assert publication.version == 1
+        assert db.session.get(User, publication.published_by_id).email == "host@demo.example"
+        explicit = [
+            revision.message
+            for number, revision in sorted(revisions.items())
+            if number != publication.revision.number
+        ]
+        assert explicit == ["Premier jet à partir des ateliers", "Reprise après la relecture"]
+        # Published between the two, and edited since: the draft differs from v1.
+        assert 1 < publication.revision.number < max(revisions)
+        published_texts = [s["text"] for s in publication.revision.snapshot["sections"]]
+        latest_texts = [s["text"] for s in revisions[max(revisions)].snapshot["sections"]]
+        assert published_texts != latest_texts
+        assert publication.revision.snapshot["sources"]
+        moves = [
+            (change.from_status.value, change.to_status.value)
+            for change in reversed(workflow.status_changes_of(guide))
+        ]
+        assert moves == [
+            ("draft", "review"),
+            ("review", "approved"),
+            ("approved", "draft"),
+            ("draft", "review"),
+        ]
+
+
+def test_the_published_guide_shows_its_sources_and_the_experience_sheet(runner, app, client):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        sheet_title = next(s.sheet.title for s in guide.sections if s.sheet is not None)
+        address = f"/p/{SLUG}/{guide.slug}"
+
+    response = client.get(address)  # anonymous: the community is public
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert 'class="footnotes"' in page
+    assert GUIDE_TITLE in page and sheet_title in page
+    assert "Enjeux clés" in page
+    assert "Ce qui marche, ce qui bloque" in page  # the footnotes name the session
+
+
+def test_the_demo_guide_page_renders_for_the_editor(runner, app, client):
+    assert load(runner).exit_code == 0
+    with app.app_context():
+        guide = demo_guide()
+        address = f"/c/{SLUG}/drafts/{guide.id}"
+        comment = workflow.comments_of(guide)[-1].body
+
+    client.post("/login", data={"email": "editor@demo.example", "password": "cop-demo-2026"})
+    response = client.get(address)
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert GUIDE_TITLE in page
+    assert "Premier constat partagé" in page
+    assert comment in page
+
+
+def test_demo_prints_the_guides_addresses(runner, app):
+    result = load(runner)
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        guide = demo_guide()
+        assert f"/c/{SLUG}/drafts/{guide.id}" in result.output
+        assert f"/p/{SLUG}/{guide.slug}" in result.output
