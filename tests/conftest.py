@@ -2,9 +2,12 @@
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+from flask import current_app
+from sqlalchemy import inspect, text
 
 from cop import create_app
 from cop.auth import services as auth_services
@@ -54,33 +57,104 @@ def config_for_tests(tmp_path: Path) -> dict:
     }
 
 
-@pytest.fixture
-def app(tmp_path):
-    """Return an app with an empty schema, dropped afterwards."""
-    app = create_app(config_for_tests(tmp_path))
-    with app.app_context():
+# The databases (by URL) whose tables were built from this run's models. The PostgreSQL test
+# database keeps its tables from one run to the next, when the models may have changed.
+DATABASES_BUILT_THIS_RUN: set[str] = set()
+
+
+def reset_database() -> None:
+    """Give the current app's database the models' tables, empty, with ids counting from 1.
+
+    The tables are built from the models once per run, and again whenever a test has
+    dropped some (test_migrations and the tests with an app of their own do); otherwise
+    emptying them is enough. On PostgreSQL dropping and creating them takes ~0.3 s, and
+    over 1 s once the system catalogue has swollen with a run's dropped tables (without
+    autovacuum); emptying them takes ~3 ms.
+    """
+    db.session.remove()
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    with db.engine.connect() as connection:
+        has_every_table = set(db.metadata.tables) <= set(inspect(connection).get_table_names())
+    if has_every_table and url in DATABASES_BUILT_THIS_RUN:
+        empty_every_table()
+    else:
         db.drop_all()
         db.create_all()
-    yield app
+        DATABASES_BUILT_THIS_RUN.add(url)
+
+
+def empty_every_table() -> None:
+    """Delete every row of the models' tables and restart their ids at 1, as in new tables.
+
+    DELETE rather than TRUNCATE, which on tables this small is ~30 times slower: it makes
+    new files for every table and index.
+    """
+    db.session.remove()
+    tables = list(reversed(db.metadata.sorted_tables))  # children before their parents
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            quote = connection.dialect.identifier_preparer.quote
+            # In one round trip; setval(..., false) makes the next id 1.
+            connection.exec_driver_sql(
+                "".join(f"DELETE FROM {quote(table.name)};" for table in tables)
+                + "SELECT setval(oid, 1, false) FROM pg_class"
+                " WHERE relkind = 'S' AND relnamespace = current_schema()::regnamespace"
+            )
+        else:
+            for table in tables:
+                connection.execute(table.delete())
+            if inspect(connection).has_table("sqlite_sequence"):
+                # Where SQLite's AUTOINCREMENT keeps the largest id ever used (note_update).
+                connection.execute(text("DELETE FROM sqlite_sequence"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path | None:
+    """Return a SQLite file holding the models' empty tables; None on TEST_DATABASE_URL.
+
+    Each test copies it (under 1 ms) instead of creating the tables in a new file (~50 ms).
+    """
+    if TEST_DATABASE_URL:
+        return None
+    folder = tmp_path_factory.mktemp("template")
+    app = create_app(config_for_tests(folder))
     with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+        db.create_all()
+        db.engine.dispose()  # closing the last connection moves the WAL into the file
+    return folder / "test.sqlite"
 
 
-@pytest.fixture
-def csrf_app(tmp_path):
-    """Return an app with CSRF protection on, as in production."""
-    config = config_for_tests(tmp_path) | {"WTF_CSRF_ENABLED": True}
+def app_for_tests(tmp_path: Path, sqlite_template: Path | None, **settings):
+    """Yield an app whose database has the models' tables, empty; leave them so afterwards.
+
+    Emptied afterwards too because the tests that build an app of their own, with
+    `db.create_all()`, expect the PostgreSQL test database to hold no rows.
+    """
+    config = config_for_tests(tmp_path) | settings
+    database = tmp_path / "test.sqlite"  # config_for_tests's file
+    # Not over the file of another app of the same test (csrf_app with make, say): they share it.
+    if sqlite_template is not None and not database.exists():
+        shutil.copyfile(sqlite_template, database)
+        DATABASES_BUILT_THIS_RUN.add(config["SQLALCHEMY_DATABASE_URI"])
     app = create_app(config)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        reset_database()
     yield app
     with app.app_context():
-        db.session.remove()
-        db.drop_all()
+        reset_database()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template):
+    """Return an app whose database has the models' tables, empty."""
+    yield from app_for_tests(tmp_path, sqlite_template)
+
+
+@pytest.fixture
+def csrf_app(tmp_path, sqlite_template):
+    """Return an app with CSRF protection on, as in production."""
+    yield from app_for_tests(tmp_path, sqlite_template, WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture

@@ -343,7 +343,7 @@ def test_markdown_export_is_the_document_markdown_with_real_footnotes():
     assert text == markdown_of(document)
     assert "[^s11]" in text and "[^s13]" in text
     assert f"[^s12]: {source_label(document['sources']['12'])}".split(" (")[0] in text
-    assert "> ### Experience sheet: Le café des réseaux" in text
+    assert "> ### Fiche d'expérience : Le café des réseaux" in text
 
 
 def test_html_export_is_a_standalone_printable_page():
@@ -384,7 +384,7 @@ def test_docx_export_has_text_boxed_sheets_and_a_real_footnote_per_reference():
     # The sheet's paragraphs, its headings included, are "Block Text", which the reference
     # document boxes.
     boxed = docx_paragraphs_of_style(content, "BlockText")
-    assert "Experience sheet: Le café des réseaux" in boxed
+    assert "Fiche d'expérience : Le café des réseaux" in boxed
     assert "Une rencontre mensuelle." in boxed
     styles = ElementTree.fromstring(zip_text(content, "word/styles.xml"))
     (block_text,) = [
@@ -405,7 +405,7 @@ def test_odt_export_has_text_boxed_sheets_and_a_real_footnote_per_reference():
     assert notes[0] == source_label(document["sources"]["11"])
     assert "Workshop day 13" in notes[3]
     quoted = odt_quoted_paragraphs(content)
-    assert "Experience sheet: Le café des réseaux" in quoted
+    assert "Fiche d'expérience : Le café des réseaux" in quoted
     styles = zip_text(content, "styles.xml")
     quotations = re.search(r'style:name="Quotations".*?</style:style>', styles, re.S).group(0)
     assert "fo:border=" in quotations and "fo:background-color=" in quotations
@@ -417,7 +417,7 @@ def test_pdf_export_has_the_text_and_the_source_notes():
     text = squeezed(pdf_text(content))
     assert squeezed("Repères : comment améliorer le travail en réseau") in text
     assert squeezed("Les petites structures manquent de temps") in text
-    assert squeezed("Experience sheet: Le café des réseaux") in text
+    assert squeezed("Fiche d'expérience : Le café des réseaux") in text
     for source in document["sources"].values():
         assert squeezed(source_label(source)) in text
 
@@ -439,7 +439,7 @@ def test_a_big_guide_keeps_every_source_footnote(fmt):
         text = squeezed(pdf_text(content))
         assert squeezed("Passage 300: les membres disent") in text
         assert squeezed(source_label(document["sources"]["300"])) in text
-        assert squeezed("Experience sheet: Fiche 2") in text
+        assert squeezed("Fiche d'expérience : Fiche 2") in text
 
 
 def _reference_order() -> list[int]:

@@ -28,7 +28,7 @@ from cop.extensions import db
 from cop.notes.models import Note, NoteOwnerKind, NoteVersion
 from cop.workshops.models import Card, WorkshopDay, WorkshopSession
 from cop.workshops.record import freeze
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, reset_database
 
 PRINCIPALS = ["anonymous", "non_member", "host", "facilitator", "editor", "participant", "observer"]
 ALL_ROLES = {"host", "facilitator", "editor", "participant", "observer"}
@@ -421,16 +421,15 @@ def walk_app(tmp_path_factory):
     )
     yield app
     with app.app_context():
-        db.drop_all()
+        reset_database()
         db.engine.dispose()
 
 
 @pytest.fixture
 def app(walk_app):
-    """Give each case an empty schema on the shared app."""
+    """Give each case empty tables on the shared app."""
     with walk_app.app_context():
-        db.drop_all()
-        db.create_all()
+        reset_database()
     return walk_app
 
 

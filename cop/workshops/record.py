@@ -368,7 +368,8 @@ def markdown_text(text: str, indent: str = "") -> str:
 
 def markdown_inline(text: str) -> str:
     """Return plain text as markdown for one line (a heading, a name), rendered literally."""
-    return _escaped_line(" ".join(text.split()))
+    # ASCII whitespace only: French typography's non-breaking spaces stay as written.
+    return _escaped_line(re.sub(r"[ \t\r\n\f\v]+", " ", text).strip(" "))
 
 
 def _card_markdown(card: dict) -> str:
