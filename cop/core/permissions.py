@@ -287,6 +287,16 @@ def draft_or_abort(slug: str, draft_id: int, action: Action, kind=None):
     return draft, membership
 
 
+def draft_edit_verdict(user, membership: Membership | None, draft) -> Verdict:
+    """Decide whether this person may restructure a draft and save or restore its revisions.
+
+    A guide: editors and hosts. An experience sheet: its writers (`sheet_verdict`).
+    """
+    if draft.kind.value == "experience_sheet":
+        return sheet_verdict(membership, draft)
+    return decide(user, draft.community, Action.EDIT_DRAFTS, membership)
+
+
 def sheet_verdict(membership: Membership | None, sheet) -> Verdict:
     """Decide whether this member may write (or sign off) an experience sheet.
 

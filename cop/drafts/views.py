@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
+from cop.auth.models import NAME_MAX
 from cop.core.csp import allow_style_attributes
 from cop.core.permissions import (
     Action,
@@ -28,6 +29,7 @@ from cop.core.permissions import (
     can_write_note,
     community_or_abort,
     decide,
+    draft_edit_verdict,
     draft_or_abort,
     enforce,
     sheet_verdict,
@@ -116,7 +118,7 @@ def index(slug: str):
 def create(slug: str):
     """Create a guide draft from the community's themes."""
     community, _membership = community_or_abort(slug, Action.EDIT_DRAFTS)
-    draft = services.create_guide(current_user, community, _field("title", 200))
+    draft = services.create_guide(current_user, community, _field("title", NAME_MAX))
     db.session.commit()
     return redirect(url_for("drafts.show", slug=slug, draft_id=draft.id), 303)
 
@@ -125,7 +127,7 @@ def create(slug: str):
 def create_sheet(slug: str):
     """Create an experience sheet for the member's organisation."""
     _community, membership = community_or_abort(slug, Action.WRITE_SHEET)
-    sheet = services.create_sheet(current_user, membership, _field("title", 200))
+    sheet = services.create_sheet(current_user, membership, _field("title", NAME_MAX))
     db.session.commit()
     return redirect(url_for("drafts.show", slug=slug, draft_id=sheet.id), 303)
 
@@ -174,11 +176,7 @@ def show(slug: str, draft_id: int):
         ],
         themes=services.themes_in_order(community),
         is_sheet=is_sheet,
-        can_edit=(
-            sheet_verdict(membership, draft) is Verdict.ALLOWED
-            if is_sheet
-            else can(current_user, community, Action.EDIT_DRAFTS)
-        ),
+        can_edit=_may_edit(draft, membership),
         can_review=can(current_user, community, Action.REVIEW),
         can_publish=can(current_user, community, Action.PUBLISH),
         can_comment=can(current_user, community, Action.COMMENT),
@@ -190,10 +188,7 @@ def show(slug: str, draft_id: int):
 def _edit_rights(slug: str, draft_id: int):
     """Load a draft its viewer may restructure: a guide for editors, a sheet for its writers."""
     draft, membership = draft_or_abort(slug, draft_id, Action.VIEW_MEMBERS_AREA)
-    if draft.kind is DraftKind.EXPERIENCE_SHEET:
-        enforce(sheet_verdict(membership, draft))
-    else:
-        enforce(decide(current_user, draft.community, Action.EDIT_DRAFTS, membership))
+    enforce(draft_edit_verdict(current_user, membership, draft))
     return draft, membership
 
 
@@ -202,7 +197,7 @@ def add_section(slug: str, draft_id: int):
     """Add a free section at the end of a guide."""
     draft, _membership = draft_or_abort(slug, draft_id, Action.EDIT_DRAFTS, DraftKind.GUIDE)
     section = services.add_section(
-        current_user, draft, _field("title", 200), _number(request.form, "theme_id", False)
+        current_user, draft, _field("title", NAME_MAX), _number(request.form, "theme_id", False)
     )
     db.session.commit()
     return redirect(url_for("drafts.section", slug=slug, draft_id=draft_id, section_id=section.id))
@@ -222,7 +217,7 @@ def place_sheet(slug: str, draft_id: int):
 def rename_section(slug: str, draft_id: int, section_id: int):
     """Give a section a new title."""
     draft, _membership = _edit_rights(slug, draft_id)
-    services.rename_section(_section_or_abort(draft, section_id), _field("title", 200))
+    services.rename_section(_section_or_abort(draft, section_id), _field("title", NAME_MAX))
     db.session.commit()
     return redirect(url_for("drafts.show", slug=slug, draft_id=draft_id) + f"#section-{section_id}")
 
@@ -447,11 +442,7 @@ def revisions(slug: str, draft_id: int):
 
 
 def _may_edit(draft, membership) -> bool:
-    if draft.kind is DraftKind.EXPERIENCE_SHEET:
-        return sheet_verdict(membership, draft) is Verdict.ALLOWED
-    return decide(current_user, draft.community, Action.EDIT_DRAFTS, membership) is (
-        Verdict.ALLOWED
-    )
+    return draft_edit_verdict(current_user, membership, draft) is Verdict.ALLOWED
 
 
 @bp.post("/c/<slug>/drafts/<int:draft_id>/revisions")
