@@ -91,9 +91,10 @@ PAYLOADS = [
 ]
 
 
+@pytest.mark.parametrize("for_print", [False, True], ids=["screen", "paper"])
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_nothing_that_can_run_survives(payload):
-    rendered = render_markdown(payload)
+def test_nothing_that_can_run_survives(payload, for_print):
+    rendered = render_markdown(payload + "[^1]\n\n[^1]: " + payload, for_print=for_print)
     assert isinstance(rendered, Markup)
     assert_harmless(str(rendered))
     assert "<script" not in rendered.lower()
@@ -139,6 +140,27 @@ def test_footnotes_link_both_ways():
     assert {"href": "#fnref1", "class": "footnote-backref"} in anchors
     assert ("li", {"id": "fn1", "class": "footnote-item"}) in elements_of(rendered)
     assert "The source." in rendered
+
+
+def test_footnotes_for_paper_are_numbers_in_the_text_without_links_back():
+    rendered = render_markdown(
+        "A claim[^a] and another[^a], then a third[^b].\n\n[^a]: The source.\n\n"
+        "[^b]: Another source.\n",
+        for_print=True,
+    )
+    calls = [attributes for tag, attributes in elements_of(rendered) if tag == "a"]
+    assert calls == [
+        {"class": "footnote-ref", "href": "#fn1"},
+        {"class": "footnote-ref", "href": "#fn1"},
+        {"class": "footnote-ref", "href": "#fn2"},
+    ]
+    assert 'claim<a class="footnote-ref" href="#fn1">¹</a>' in rendered
+    assert 'third<a class="footnote-ref" href="#fn2">²</a>' in rendered
+    assert '<li id="fn1" class="footnote-item"><p>1. The source.</p>' in rendered
+    assert '<li id="fn2" class="footnote-item"><p>2. Another source.</p>' in rendered
+    assert "<sup" not in rendered and "fnref" not in rendered
+    # Pages keep the usual form.
+    assert "footnote-backref" in render_markdown("A claim[^a].\n\n[^a]: The source.\n")
 
 
 def test_https_images_stay_and_other_image_sources_go():

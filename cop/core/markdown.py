@@ -11,6 +11,7 @@ import threading
 
 import bleach
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markupsafe import Markup
 from mdit_py_plugins.footnote import footnote_plugin
 
@@ -87,6 +88,38 @@ ALLOWED_ATTRIBUTES = {
 }
 
 _markdown = MarkdownIt("js-default").use(footnote_plugin)
+
+# For paper (the PDF export): the same HTML but for the footnotes. A call is a link around
+# superscript digits (no <sup> box, no [brackets]), a note starts with its number as text
+# and has no link back. WeasyPrint lays out every inline box and generated number anew; on
+# a guide with 300 notes these made the PDF half again as slow (docs/performance.md).
+_SUPERSCRIPT_DIGITS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _print_footnote_ref(self, tokens, idx, options, env) -> str:
+    anchor = self.rules["footnote_anchor_name"](tokens, idx, options, env)
+    number = str(tokens[idx].meta["id"] + 1).translate(_SUPERSCRIPT_DIGITS)
+    return f'<a class="footnote-ref" href="#fn{anchor}">{number}</a>'
+
+
+def _number_footnotes(state) -> None:
+    """Start each footnote's first paragraph with its number ("3. "), as plain text."""
+    for index, token in enumerate(state.tokens):
+        if token.type != "footnote_open":
+            continue
+        for inner in state.tokens[index + 1 :]:
+            if inner.type == "footnote_close":
+                break
+            if inner.type == "inline":
+                number = Token("text", "", 0, content=f"{token.meta['id'] + 1}. ")
+                inner.children = [number, *(inner.children or [])]
+                break
+
+
+_print_markdown = MarkdownIt("js-default").use(footnote_plugin)
+_print_markdown.add_render_rule("footnote_ref", _print_footnote_ref)
+_print_markdown.add_render_rule("footnote_anchor", lambda *_arguments: "")
+_print_markdown.core.ruler.push("number_footnotes", _number_footnotes)
 # A bleach Cleaner keeps parser state between calls: one per thread (or green thread).
 _per_thread = threading.local()
 
@@ -104,11 +137,14 @@ def _cleaner() -> bleach.Cleaner:
     return cleaner
 
 
-def render_markdown(text: str, document_id: str | None = None) -> Markup:
+def render_markdown(
+    text: str, document_id: str | None = None, *, for_print: bool = False
+) -> Markup:
     """Render markdown to HTML that is safe to put in a page as is.
 
     Give `document_id` (a letter and digits) when several rendered texts share a page: their
-    footnotes' ids then differ.
+    footnotes' ids then differ. `for_print` writes footnotes for paper (the PDF export).
     """
     env = {"docId": document_id} if document_id else {}
-    return Markup(_cleaner().clean(_markdown.render(text, env)))
+    renderer = _print_markdown if for_print else _markdown
+    return Markup(_cleaner().clean(renderer.render(text, env)))

@@ -170,9 +170,9 @@ def _markdown_of(document: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html_of(document: dict):
-    """Return the document as safe HTML (the one sanitising renderer)."""
-    return render_markdown(markdown_of(document))
+def html_of(document: dict, *, for_print: bool = False):
+    """Return the document as safe HTML (the one sanitising renderer), or for paper."""
+    return render_markdown(markdown_of(document), for_print=for_print)
 
 
 def section_html(document: dict, section: dict):
