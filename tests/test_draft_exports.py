@@ -422,6 +422,83 @@ def test_pdf_export_has_the_text_and_the_source_notes():
         assert squeezed(source_label(source)) in text
 
 
+def test_the_pdf_numbers_its_notes_and_links_each_call_to_its_note():
+    document = big_document()
+    content = exports.export(document, "pdf")[0]
+    text = squeezed(pdf_text(content))
+    for number in (1, 150, 300):  # notes are numbered in the order of their first call
+        assert squeezed(f"{number}. Workshop day") in text
+    assert squeezed("s'écoute.¹²") in text  # the call to note 12, in superscript digits
+    reader = PdfReader(io.BytesIO(content))
+    internal_links = [
+        annotation
+        for page in reader.pages
+        for annotation in page.get("/Annots") or []
+        if annotation.get_object().get("/Subtype") == "/Link"
+        and "/URI" not in (annotation.get_object().get("/A") or {})
+    ]
+    assert len(internal_links) == 300
+
+
+@pytest.fixture
+def pdf_child(monkeypatch):
+    """Let a test choose the PDF child's program; no child is left waiting before or after."""
+    from cop.drafts import pdf
+
+    def stop_waiting_child():
+        pdf._stop_waiting_child()
+        pdf._waiting = None
+
+    stop_waiting_child()
+
+    def use(program: str, timeout: int = pdf.PDF_TIMEOUT):
+        monkeypatch.setattr(pdf, "_COMMAND", [pdf.sys.executable, "-c", program])
+        monkeypatch.setattr(pdf, "PDF_TIMEOUT", timeout)
+
+    yield use
+    stop_waiting_child()
+
+
+def test_a_failing_pdf_child_gives_an_export_error_with_its_message(pdf_child):
+    pdf_child("import sys; sys.stdin.read(); sys.exit('weasyprint: out of order')")
+    with pytest.raises(exports.ExportError) as raised:
+        exports.export(story_document(), "pdf")
+    assert str(raised.value) == "WeasyPrint failed (1): weasyprint: out of order"
+
+
+def test_a_pdf_child_that_takes_too_long_is_killed(pdf_child):
+    from cop.drafts import pdf
+
+    started = []
+    original_start = pdf._start
+
+    def start():
+        child = original_start()
+        started.append(child)
+        return child
+
+    pdf._start = start
+    try:
+        pdf_child("import sys, time; sys.stdin.read(); time.sleep(60)", timeout=1)
+        with pytest.raises(exports.ExportError, match="WeasyPrint took more than 1 s"):
+            exports.export(story_document(), "pdf")
+    finally:
+        pdf._start = original_start
+    assert started[0].returncode is not None  # killed and reaped, not left running
+
+
+def test_each_pdf_is_made_by_the_child_started_and_waiting_before_it(pdf_child):
+    from cop.drafts import pdf
+
+    exports.export(story_document(), "pdf")
+    waiting = pdf._waiting
+    assert waiting is not None and waiting.poll() is None
+    content = exports.export(story_document(), "pdf")[0]
+    assert content.startswith(b"%PDF-")
+    assert waiting.returncode == 0  # it made this PDF and exited
+    assert pdf._waiting is not waiting and pdf._waiting.poll() is None
+
+
 @pytest.mark.parametrize("fmt", ["docx", "odt", "pdf"])
 def test_a_big_guide_keeps_every_source_footnote(fmt):
     document = big_document()
@@ -532,8 +609,8 @@ def test_nothing_typed_survives_as_markup_in_any_export(payload, literal):
     html = exports.export(document, "html")[0].decode("utf-8")
     assert_inert_html(html)
     assert "Before." in html and "After." in html
-    # The PDF is made from this very page (its source), and carries no script nor bad link.
-    assert exports.standalone_html(document) == html
+    # The PDF is made from this page with its footnotes written for paper: as inert.
+    assert_inert_html(exports.standalone_html(document, for_print=True))
     pdf = exports.export(document, "pdf")[0]
     assert b"/JavaScript" not in pdf and b"/JS " not in pdf and b"/Launch" not in pdf
     links = pdf_link_targets(pdf)

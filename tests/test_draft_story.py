@@ -9,7 +9,9 @@ and every export hold the text with its source footnotes.
 import html
 import io
 import re
+import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,11 +19,13 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from cop import ROOT
-from cop.communities.models import Role
+from cop.auth.models import User
+from cop.communities.models import Community, Role
+from cop.drafts import services as draft_services
 from cop.drafts.models import Draft, DraftSection, SectionKind, SourceLink
 from cop.extensions import db
 from cop.notes.models import Note
-from cop.notes.services import current_text
+from cop.notes.services import current_text, replace_text
 from tests.conftest import PASSWORD
 from tests.live_client import WAIT_LIMIT, YClient, wait_for
 from tests.test_server import free_port, server_environment, start_server  # noqa: F401
@@ -171,6 +175,61 @@ def test_a_session_becomes_a_published_guide_with_its_sources(story, app):
     wait_for(lambda: "Deuxième tour." in stored_text(app, note_id), message="a later edit")
     assert "Deuxième tour." not in participant.get(f"/p/{slug}/{guide_slug}/v1").text
     live.close()
+
+
+def test_the_server_answers_while_it_makes_a_long_pdf(app, make, start_server):  # noqa: F811
+    # The PDF is laid out in a child process: the server's event loop keeps serving meanwhile.
+    slug = make.community()
+    editor_id = make.member(slug, Role.EDITOR)
+    with app.app_context():
+        editor = db.session.get(User, editor_id)
+        community = db.session.scalar(select(Community).filter_by(slug=slug))
+        draft = draft_services.create_guide(editor, community, "Un long guide")
+        db.session.flush()
+        paragraphs = (f"Paragraphe {n} : ce que les ateliers ont montré, " * 3 for n in range(1500))
+        replace_text(draft.sections[0].note, "\n\n".join(paragraphs), editor)
+        db.session.commit()
+        export_path = f"/c/{slug}/drafts/{draft.id}/export.pdf"
+    server = start_server(
+        [str(ROOT / "wsgi.py")],
+        server_environment(app.config["SQLALCHEMY_DATABASE_URI"], free_port()),
+    )
+    server.wait_until_healthy()
+    editor = Browser(server.url, make.email_of(editor_id))
+    answers = {}
+    export = threading.Thread(
+        target=lambda: answers.update(pdf=editor.http.get(server.url + export_path, timeout=120))
+    )
+    export.start()
+    wait_for(
+        lambda: pdf_children(server.process.pid),
+        message="the server starting a child process to make the PDF",
+    )
+    assert requests.get(f"{server.url}/healthz", timeout=WAIT_LIMIT).status_code == 200
+    assert export.is_alive(), "the PDF was ready before /healthz answered: make it longer"
+    export.join(timeout=120)
+    assert answers["pdf"].status_code == 200
+    assert answers["pdf"].content.startswith(b"%PDF-")
+    assert "Paragraphe 1499" in squeezed_pdf_text(answers["pdf"].content)
+
+
+def pdf_children(pid: int) -> list[int]:
+    """Return the ids of a process's children that run the PDF renderer (cop/drafts/pdf.py)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:  # a thread or a child may end while we look
+            for child in (task / "children").read_text().split():
+                if b"cop/drafts/pdf.py" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    children.append(int(child))
+        except FileNotFoundError:
+            continue
+    return children
+
+
+def squeezed_pdf_text(content: bytes) -> str:
+    """Return a PDF's text with line breaks made spaces."""
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    return " ".join(text.split())
 
 
 def stored_text(app, note_id: int) -> str:

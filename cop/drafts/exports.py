@@ -4,8 +4,9 @@ Every export starts from the document (`snapshot_of`, or a revision's stored sna
 its one markdown text (`markdown_of`), so a published version exports the same way forever.
 
 - Markdown is that text; HTML is a standalone page around `html_of`, the one sanitising
-  renderer; PDF is that page laid out by WeasyPrint with a URL fetcher that refuses every
-  URL, so content can make it fetch nothing.
+  renderer; PDF is that page, its footnotes written for paper, laid out by WeasyPrint in a
+  child process with a URL fetcher that refuses every URL (`pdf.py`), so content can make
+  it fetch nothing and the server's event loop never waits for it.
 - DOCX and ODT come from pandoc (the `pypandoc-binary` wheel ships it), started once per
   export: CommonMark with footnotes, pipe tables and strikeout, every passthrough extension
   off, `--sandbox` (pandoc reads no file and fetches no URL named in content), and
@@ -25,6 +26,7 @@ from flask_babel import gettext as _
 
 from cop.communities.services import slugify
 from cop.core.errors import ServiceError
+from cop.drafts import pdf
 from cop.drafts.document import html_of, is_guide, markdown_of
 
 FORMATS = {
@@ -87,13 +89,17 @@ def filename(document: dict, fmt: str) -> str:
     return f"{slugify(document.get('title') or '') or fallback}.{fmt}"
 
 
-def standalone_html(document: dict) -> str:
-    """Return the document as one HTML page: inline print styles, no script, nothing to load."""
+def standalone_html(document: dict, *, for_print: bool = False) -> str:
+    """Return the document as one HTML page: inline print styles, no script, nothing to load.
+
+    `for_print` gives the page WeasyPrint lays out for the PDF: footnotes written for paper.
+    """
     return render_template(
         "drafts/export.html",
         document=document,
-        body=html_of(document),
+        body=html_of(document, for_print=for_print),
         language=_language(document),
+        for_print=for_print,
     )
 
 
@@ -122,11 +128,10 @@ def _odt(document: dict) -> bytes:
 
 
 def _pdf(document: dict) -> bytes:
-    # Imported here: WeasyPrint loads Pango when imported, and only PDF exports need it.
-    from weasyprint import HTML
-
-    page = HTML(string=standalone_html(document), url_fetcher=_refusing_fetcher_class()())
-    return page.write_pdf()
+    try:
+        return pdf.render(standalone_html(document, for_print=True))
+    except pdf.PdfError as error:
+        raise ExportError(str(error)) from error
 
 
 _WRITERS = {"md": _markdown, "html": _html, "docx": _docx, "odt": _odt, "pdf": _pdf}
@@ -168,18 +173,3 @@ def _pandoc(document: dict, writer: str) -> bytes:
         message = completed.stderr.decode("utf-8", "replace").strip()[-500:]
         raise ExportError(f"pandoc failed ({completed.returncode}): {message}")
     return completed.stdout
-
-
-@cache
-def _refusing_fetcher_class():
-    """Return a WeasyPrint URL fetcher class that refuses every URL (made on first use)."""
-    from weasyprint.urls import URLFetcher
-
-    class RefusingFetcher(URLFetcher):
-        """Fetch nothing: the page carries its styles, and content may name any URL."""
-
-        def fetch(self, url, headers=None):
-            """Refuse the URL (WeasyPrint then leaves the image out and logs a warning)."""
-            raise ValueError(f"cop's exports fetch no URL ({url[:80]})")
-
-    return RefusingFetcher
