@@ -1105,6 +1105,17 @@ def test_a_deleted_reference_makes_its_link_unused_and_drops_its_footnote(world,
         assert db.session.get(SourceLink, single) is not None  # kept, listed as unused
 
 
+def test_source_lines_put_the_colon_as_the_language_wants(world):
+    draft_id = world.guide()
+    section_id = world.section_ids(draft_id)[1]
+    world.insert(section_id, SourceKind.CARD, world.cards["letter"])
+    client = world.as_(world.editor)
+    for language, line in [("en", "Card: A short monthly letter"), ("fr", "Carte\u00a0: A short")]:
+        headers = {"Accept-Language": language}
+        editor = page_text(client.get(world.section_url(draft_id, section_id), headers=headers))
+        assert line in editor, language
+
+
 def test_a_footnote_typed_by_hand_is_replaced_by_cops_own(world):
     draft_id = world.guide()
     section_id = world.section_ids(draft_id)[1]
