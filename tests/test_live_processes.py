@@ -6,6 +6,9 @@ of either process see each other's edits and cursors, and a process that joins l
 from the database, never with less than it holds.
 """
 
+import time
+import uuid
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -15,6 +18,7 @@ from cop import ROOT
 from cop.auth.models import User
 from cop.communities.models import Role
 from cop.extensions import db
+from cop.live import cursors
 from cop.live.encoding import AwarenessEntry, decode_awareness, encode_awareness
 from tests.conftest import TEST_REDIS_URL
 from tests.live_client import YClient, wait_for
@@ -182,3 +186,53 @@ def test_a_cursor_crosses_processes_under_the_name_the_server_knows(cluster):
     )
     assert not bob.errors
     bob.close()
+
+
+def test_a_client_joining_another_process_sees_the_cursors_already_there(cluster):
+    world, first, second = cluster
+    alice = world.client(Role.PARTICIPANT, server=first)
+    bob = world.client(Role.EDITOR, server=second)
+    alice_id = alice.doc.client_id
+    cursor = {"cursor": {"anchor": 0, "head": 0}}
+    alice.send(encode_awareness([AwarenessEntry(alice_id, 1, cursor)]), "awareness-update")
+    wait_for(lambda: presence_of(bob, alice_id), message="alice's cursor reaching process 2")
+
+    # Carol joins process 2 after alice's cursor last moved: she sees it as she joins, not
+    # when it next moves (test clients never renew their state).
+    carol = world.client(Role.OBSERVER, server=second)
+    wait_for(lambda: presence_of(carol, alice_id), message="alice's cursor sent to a late joiner")
+    state = presence_of(carol, alice_id)[-1].state
+    assert state["cursor"] == cursor["cursor"]
+    assert state["user"]["name"] == display_name(world, Role.PARTICIPANT)
+
+    # A cursor withdrawn on process 1 reaches a later joiner of process 2 as withdrawn.
+    alice.close()
+    wait_for(lambda: presence_of(bob, alice_id)[-1].state is None, message="alice leaving")
+    dave = world.client(Role.EDITOR, server=second)
+    wait_for(lambda: presence_of(dave, alice_id), message="alice's withdrawal sent to dave")
+    assert presence_of(dave, alice_id)[-1].state is None
+    assert not (bob.errors or carol.errors or dave.errors)
+    close_all(bob, carol, dave)
+
+
+def test_shared_cursors_leave_out_stale_entries_and_do_without_redis(monkeypatch, caplog):
+    store = cursors.SharedCursors(redis_url_for_these_tests(), f"test-{uuid.uuid4().hex}")
+    here, gone = AwarenessEntry(1, 3, {"cursor": None}), AwarenessEntry(2, 5, None)
+    store.store(7, [here, gone])
+    store.store(7, [AwarenessEntry(1, 4, {"cursor": {"anchor": 1, "head": 1}})])
+    assert sorted(store.load(7), key=lambda entry: entry.client_id) == [
+        AwarenessEntry(1, 4, {"cursor": {"anchor": 1, "head": 1}}),
+        gone,
+    ]
+    assert store.load(8) == []
+    assert cursors.merged([here], [AwarenessEntry(1, 2, None), gone]) == [here, gone]
+
+    later = time.time() + cursors.LIFETIME + 1
+    monkeypatch.setattr(cursors, "time", SimpleNamespace(time=lambda: later))
+    assert store.load(7) == []  # not renewed for longer than y-protocols keeps a state
+
+    unreachable = cursors.SharedCursors("redis://127.0.0.1:1/0", "test")
+    unreachable.store(7, [here])
+    assert unreachable.load(7) == []
+    assert "could not share the cursors of note 7" in caplog.text
+    assert "could not read the shared cursors of note 7" in caplog.text

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from cop.auth.services import api_token_for, authenticated_by_api_token
 from cop.core.permissions import Verdict, membership_of, note_verdict
 from cop.extensions import db, socketio
+from cop.live.cursors import SharedCursors, merged
 from cop.live.encoding import (
     AwarenessEntry,
     MalformedMessage,
@@ -127,6 +128,12 @@ class LiveNotes:
         self.max_note_bytes = config["LIVE_MAX_NOTE_BYTES"]
         self.max_awareness_bytes = config["LIVE_MAX_AWARENESS_BYTES"]
         self.max_updates_per_second = config["LIVE_MAX_UPDATES_PER_SECOND"]
+        # With several processes (REDIS_URL), joining clients see the others' cursors too.
+        self.shared_cursors = (
+            SharedCursors(config["REDIS_URL"], config["SOCKETIO_CHANNEL"])
+            if config["REDIS_URL"]
+            else None
+        )
         self.rooms: dict[int, Room] = {}
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
@@ -234,6 +241,8 @@ def on_connect(auth=None):
         # Withdrawn cursors too: a client that comes back learns that its old state was
         # withdrawn, and y-protocols then announces it again with a newer clock.
         present = list(room.awareness.values())
+    if registry.shared_cursors is not None:
+        present = merged(registry.shared_cursors.load(note.id), present)
     namespace = request.namespace
 
     def receive_missing(update=None):
@@ -476,9 +485,11 @@ def flush(registry: LiveNotes, room: Room) -> bool:
         skip = senders.pop() if len(senders) == 1 else None
         socketio.server.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
     if awareness:
-        socketio.server.emit(
-            "awareness-update", encode_awareness(list(awareness.values())), namespace=room.namespace
-        )
+        entries = list(awareness.values())
+        message = encode_awareness(entries)
+        socketio.server.emit("awareness-update", message, namespace=room.namespace)
+        if registry.shared_cursors is not None:
+            registry.shared_cursors.store(room.note_id, entries)
     return bool(updates or awareness)
 
 
