@@ -225,7 +225,7 @@ def test_shared_cursors_leave_out_stale_entries_and_do_without_redis(monkeypatch
         gone,
     ]
     assert store.load(8) == []
-    assert cursors.merged([here], [AwarenessEntry(1, 2, None), gone]) == [here, gone]
+    assert cursors.latest_entries([here], [AwarenessEntry(1, 2, None), gone]) == [here, gone]
 
     later = time.time() + cursors.LIFETIME + 1
     monkeypatch.setattr(cursors, "time", SimpleNamespace(time=lambda: later))

@@ -72,7 +72,7 @@ class SharedCursors:
         return entries
 
 
-def merged(*sources: list[AwarenessEntry]) -> list[AwarenessEntry]:
+def latest_entries(*sources: list[AwarenessEntry]) -> list[AwarenessEntry]:
     """Return one entry per client id, the one with the highest clock."""
     latest: dict[int, AwarenessEntry] = {}
     for entries in sources:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from cop.auth.services import api_token_for, authenticated_by_api_token
 from cop.core.permissions import Verdict, membership_of, note_verdict
 from cop.extensions import db, socketio
-from cop.live.cursors import SharedCursors, merged
+from cop.live.cursors import SharedCursors, latest_entries
 from cop.live.encoding import (
     AwarenessEntry,
     MalformedMessage,
@@ -242,7 +242,7 @@ def on_connect(auth=None):
         # withdrawn, and y-protocols then announces it again with a newer clock.
         present = list(room.awareness.values())
     if registry.shared_cursors is not None:
-        present = merged(registry.shared_cursors.load(note.id), present)
+        present = latest_entries(registry.shared_cursors.load(note.id), present)
     namespace = request.namespace
 
     def receive_missing(update=None):
