@@ -466,24 +466,15 @@ def test_a_failing_pdf_child_gives_an_export_error_with_its_message(pdf_child):
     assert str(raised.value) == "WeasyPrint failed (1): weasyprint: out of order"
 
 
-def test_a_pdf_child_that_takes_too_long_is_killed(pdf_child):
+def test_a_pdf_child_that_takes_too_long_is_killed(pdf_child, monkeypatch):
     from cop.drafts import pdf
 
     started = []
-    original_start = pdf._start
-
-    def start():
-        child = original_start()
-        started.append(child)
-        return child
-
-    pdf._start = start
-    try:
-        pdf_child("import sys, time; sys.stdin.read(); time.sleep(60)", timeout=1)
-        with pytest.raises(exports.ExportError, match="WeasyPrint took more than 1 s"):
-            exports.export(story_document(), "pdf")
-    finally:
-        pdf._start = original_start
+    start = pdf._start
+    monkeypatch.setattr(pdf, "_start", lambda: started.append(start()) or started[-1])
+    pdf_child("import sys, time; sys.stdin.read(); time.sleep(60)", timeout=1)
+    with pytest.raises(exports.ExportError, match="WeasyPrint took more than 1 s"):
+        exports.export(story_document(), "pdf")
     assert started[0].returncode is not None  # killed and reaped, not left running
 
 

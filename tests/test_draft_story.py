@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from pypdf import PdfReader
 from sqlalchemy import select
 
 from cop import ROOT
@@ -28,6 +27,7 @@ from cop.notes.models import Note
 from cop.notes.services import current_text, replace_text
 from tests.conftest import PASSWORD
 from tests.live_client import WAIT_LIMIT, YClient, wait_for
+from tests.test_draft_exports import pdf_text
 from tests.test_server import free_port, server_environment, start_server  # noqa: F401
 from tests.test_session_record import Workshop
 
@@ -165,10 +165,8 @@ def test_a_session_becomes_a_published_guide_with_its_sources(story, app):
     (content_xml,) = unzipped(exports["odt"], "content.xml")
     assert "Ce que les ateliers ont montré." in content_xml
     assert re.search(r"<text:note [^>]*>.*Day 1", content_xml, re.S)
-    pdf_text = " ".join(
-        page.extract_text() for page in PdfReader(io.BytesIO(exports["pdf"].content)).pages
-    )
-    assert "Ce que les ateliers ont montré." in pdf_text and "Day 1" in pdf_text
+    printed = " ".join(pdf_text(exports["pdf"].content).split())
+    assert "Ce que les ateliers ont montré." in printed and "Day 1" in printed
 
     # The draft went back to draft for the next round; v1 no longer changes.
     live.insert(0, "Deuxième tour. ")
@@ -210,7 +208,7 @@ def test_the_server_answers_while_it_makes_a_long_pdf(app, make, start_server): 
     export.join(timeout=120)
     assert answers["pdf"].status_code == 200
     assert answers["pdf"].content.startswith(b"%PDF-")
-    assert "Paragraphe 1499" in squeezed_pdf_text(answers["pdf"].content)
+    assert "Paragraphe 1499" in " ".join(pdf_text(answers["pdf"].content).split())
 
 
 def pdf_children(pid: int) -> list[int]:
@@ -224,12 +222,6 @@ def pdf_children(pid: int) -> list[int]:
         except FileNotFoundError:
             continue
     return children
-
-
-def squeezed_pdf_text(content: bytes) -> str:
-    """Return a PDF's text with line breaks made spaces."""
-    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
-    return " ".join(text.split())
 
 
 def stored_text(app, note_id: int) -> str:
