@@ -46,9 +46,15 @@ def redis_url_for_these_tests() -> str:
 @pytest.fixture
 def cluster(app, make, start_server):  # noqa: F811 - the fixture
     """Return a world served by two processes sharing Redis, and the two servers."""
+    return start_cluster(app, make, start_server)
+
+
+def start_cluster(app, make, start_server, **config):  # noqa: F811 - the fixture
+    """Start two processes sharing Redis (and `config`); return the world and the servers."""
     shared = {
         "REDIS_URL": redis_url_for_these_tests(),
         "LOGIN_RATE_LIMIT": "1000 per minute",  # every test logs in, from the same address
+        **config,
     }
     # The second process boots while the world is made and its first process starts.
     database_url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -160,6 +166,27 @@ def presence_of(client: YClient, client_id: int) -> list[AwarenessEntry]:
         for entry in decode_awareness(bytes(message))
         if entry.client_id == client_id
     ]
+
+
+def test_the_size_limit_counts_the_other_process_edits_a_client_builds_on(
+    app,
+    make,
+    start_server,  # noqa: F811 - the fixture
+):
+    world, first, second = start_cluster(app, make, start_server, LIVE_MAX_NOTE_BYTES="100")
+    bob = world.client(Role.EDITOR, server=second)  # process 2 has the note open from now on
+    alice = world.client(server=first)
+    alice.insert(0, "a" * 60)
+    wait_for(lambda: bob.value() == "a" * 60, message="bob (process 2) sees alice's text")
+    # Built on alice's text, which process 2's cache has not seen: Yjs keeps it aside there
+    # until process 2 catches up with the database, where process 1 logged alice's text.
+    bob.insert(60, "b" * 30)
+    wait_for(lambda: world.stored_text() == "a" * 60 + "b" * 30, message="bob's edit logged")
+    bob.insert(90, "c" * 20)
+    wait_for(lambda: bob.errors, message="process 2 refusing to pass the limit")
+    assert [error["error"] for error in bob.errors] == ["note_too_large"]
+    assert world.stored_text() == "a" * 60 + "b" * 30
+    close_all(alice, bob)
 
 
 def test_a_cursor_crosses_processes_under_the_name_the_server_knows(cluster):

@@ -140,13 +140,38 @@ CONTENT_NAMES = {
 
 @dataclass
 class UpdateSummary:
-    """What a Yjs update touches: the root types it names and the kinds of content."""
+    """What a Yjs update touches (root types, kinds of content) and what it builds on."""
 
     root_names: set[str] = field(default_factory=set)
     content_kinds: set[str] = field(default_factory=set)
     has_parent_by_id: bool = False
     has_map_entries_on_root: bool = False
     inserted_bytes: int = 0  # UTF-8 bytes of inserted text
+    # (client, first clock, end clock) of each run of structs the update carries.
+    blocks: list[tuple[int, int, int]] = field(default_factory=list)
+    # The ids (client, clock) of the items the update's items were inserted next to.
+    neighbours: set[tuple[int, int]] = field(default_factory=set)
+
+    def builds_on_unknown(self, state_vector: dict[int, int]) -> bool:
+        """Tell whether a document with this state vector lacks something the update needs.
+
+        Yjs keeps such an update aside, pending, until what it needs arrives: a gap before a
+        run of structs, or a neighbour that is neither in the document nor in the update.
+        """
+        if any(first > state_vector.get(client, 0) for client, first, _end in self.blocks):
+            return True
+        return any(
+            clock >= state_vector.get(client, 0)
+            and not any(
+                block_client == client and first <= clock < end
+                for block_client, first, end in self.blocks
+            )
+            for client, clock in self.neighbours
+        )
+
+    def integrated_in(self, state_vector: dict[int, int]) -> bool:
+        """Tell whether a document with this state vector holds every struct of the update."""
+        return all(state_vector.get(client, 0) >= end for client, _first, end in self.blocks)
 
 
 def summarise_update(update: bytes) -> UpdateSummary:
@@ -155,18 +180,23 @@ def summarise_update(update: bytes) -> UpdateSummary:
     summary = UpdateSummary()
     for _client in range(reader.var_uint()):
         structs = reader.var_uint()
-        reader.var_uint()  # client id
-        reader.var_uint()  # first clock
+        client = reader.var_uint()
+        first = clock = reader.var_uint()
         for _struct in range(structs):
             info = reader.byte()
             kind = info & 0x1F
             if kind in (GC, SKIP):
-                reader.var_uint()  # length
+                length = reader.var_uint()
+                if kind == SKIP:  # a gap: what follows is a run of its own
+                    if clock > first:
+                        summary.blocks.append((client, first, clock))
+                    first = clock + length
+                clock += length
                 continue
             if info & 0x80:
-                reader.var_uint(), reader.var_uint()  # origin
+                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # origin
             if info & 0x40:
-                reader.var_uint(), reader.var_uint()  # right origin
+                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # right origin
             if not info & 0xC0:
                 if reader.var_uint() == 1:
                     summary.root_names.add(reader.var_string())
@@ -178,7 +208,9 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 if info & 0x20:
                     reader.var_string()  # parent sub (a map key)
                     summary.has_map_entries_on_root |= root_level
-            _read_content(reader, kind, summary)
+            clock += _read_content(reader, kind, summary)
+        if clock > first:
+            summary.blocks.append((client, first, clock))
     for _client in range(reader.var_uint()):  # the delete set
         reader.var_uint()
         for _range in range(reader.var_uint()):
@@ -188,24 +220,33 @@ def summarise_update(update: bytes) -> UpdateSummary:
     return summary
 
 
-def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> None:
+def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> int:
+    """Read an item's content; return its length in clock ticks."""
     if kind not in CONTENT_NAMES:
         raise MalformedMessage(f"unknown content kind {kind}")
     summary.content_kinds.add(CONTENT_NAMES[kind])
     if kind == DELETED:
-        reader.var_uint()
-    elif kind == JSON_CONTENT:
-        for _ in range(reader.var_uint()):
+        return reader.var_uint()
+    if kind == JSON_CONTENT:
+        count = reader.var_uint()
+        for _ in range(count):
             reader.var_string()
-    elif kind == BINARY:
-        reader.var_bytes()
-    elif kind == STRING:
+        return count
+    if kind == STRING:
         data = reader.var_bytes()
         try:
-            data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise MalformedMessage("invalid UTF-8") from error
         summary.inserted_bytes += len(data)
+        return len(text.encode("utf-16-le")) // 2  # Yjs counts UTF-16 code units
+    if kind == ANY:
+        count = reader.var_uint()
+        for _ in range(count):
+            reader.any()
+        return count
+    if kind == BINARY:
+        reader.var_bytes()
     elif kind == EMBED:
         reader.var_string()
     elif kind == FORMAT:
@@ -213,12 +254,19 @@ def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> None:
     elif kind == TYPE:
         if reader.var_uint() in (3, 6):  # XmlElement and XmlHook carry a name
             reader.var_string()
-    elif kind == ANY:
-        for _ in range(reader.var_uint()):
-            reader.any()
     elif kind == DOC:
         reader.var_string()
         reader.any()
+    return 1
+
+
+def decode_state_vector(data: bytes) -> dict[int, int]:
+    """Read an encoded state vector: each client's next clock."""
+    reader = Reader(data)
+    vector = {reader.var_uint(): reader.var_uint() for _ in range(reader.var_uint())}
+    if not reader.done():
+        raise MalformedMessage("trailing bytes after the state vector")
+    return vector
 
 
 @dataclass

@@ -30,7 +30,9 @@ from cop.live.cursors import SharedCursors, latest_entries
 from cop.live.encoding import (
     AwarenessEntry,
     MalformedMessage,
+    UpdateSummary,
     decode_awareness,
+    decode_state_vector,
     encode_awareness,
     summarise_update,
 )
@@ -98,6 +100,12 @@ class Room:
         self.doc = Doc()
         self.text = self.doc.get(services.TEXT_NAME, type=Text)
         self.applied_seq = -1  # the last logged update this cache has applied; -1: none loaded
+        # The document's state vector (each client's next clock), kept up to date without
+        # encoding the whole vector for every update.
+        self.state_vector: dict[int, int] = {}
+        # Updates applied but kept aside by Yjs until what they build on arrives: their text
+        # is not in `self.text` yet, but counts against the note's size limit.
+        self.waiting: list[UpdateSummary] = []
         self.pending_updates: list[tuple[bytes, int, str]] = []  # (update, user id, sid)
         self.pending_awareness: dict[int, AwarenessEntry] = {}
         self.awareness: dict[int, AwarenessEntry] = {}
@@ -116,6 +124,36 @@ class Room:
             for row in rows:
                 self.doc.apply_update(row.update)
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
+            self.settle()
+
+    def apply(self, update: bytes, summary: UpdateSummary) -> None:
+        """Apply a client's update to the cache, counting it if Yjs keeps it aside.
+
+        Call with the lock held. pycrdt may raise, even a panic deriving from BaseException.
+        """
+        waits = summary.builds_on_unknown(self.state_vector)
+        self.doc.apply_update(update)
+        if waits:
+            self.waiting.append(summary)
+        if self.waiting:
+            self.settle()  # this update may be what others waited for
+        else:
+            for client, _first, end in summary.blocks:
+                if self.state_vector.get(client, 0) < end:
+                    self.state_vector[client] = end
+
+    def settle(self) -> None:
+        """Read the state vector again and forget the waiting updates it now holds.
+
+        Call with the lock held, after the document learnt more than `state_vector` says.
+        """
+        self.state_vector = decode_state_vector(self.doc.get_state())
+        self.waiting = [w for w in self.waiting if not w.integrated_in(self.state_vector)]
+
+    @property
+    def waiting_bytes(self) -> int:
+        """UTF-8 bytes of text in the updates that wait for what they build on."""
+        return sum(summary.inserted_bytes for summary in self.waiting)
 
 
 class LiveNotes:
@@ -365,10 +403,11 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
     room = registry.room(connection.note_id)
     with room.lock:
         # pycrdt measures text in UTF-8 bytes, like the limit.
-        if len(room.text) + summary.inserted_bytes > registry.max_note_bytes:
+        size = len(room.text) + room.waiting_bytes + summary.inserted_bytes
+        if size > registry.max_note_bytes:
             return refuse(registry, connection, "note_too_large")
         try:
-            room.doc.apply_update(update)
+            room.apply(update, summary)
         except BaseException:  # noqa: BLE001 - pycrdt panics derive from BaseException
             log.warning("pycrdt refused an update on %s", namespace, exc_info=True)
             return refuse(registry, connection, "malformed_update")
@@ -442,6 +481,8 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
             socketio.sleep(max(shortest_window, len(room.sids) / deliveries_per_second))
             with app.app_context():
                 flushed = flush(registry, room)
+                if room.waiting:
+                    catch_up_for_waiting(room)
                 now = time.monotonic()
                 quiet = now - room.last_update_at >= idle
                 overdue = now - room.last_compaction_at >= longest
@@ -493,12 +534,26 @@ def flush(registry: LiveNotes, room: Room) -> bool:
     return bool(updates or awareness)
 
 
+def catch_up_for_waiting(room: Room) -> None:
+    """Give the room's waiting updates what they wait for, if the database has it.
+
+    In several processes, what a client builds on may be another process's edit: that
+    process logged it before broadcasting it, so it is in the database, not in this cache.
+    """
+    try:
+        room.catch_up()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not catch up note %s with the database", room.note_id)
+
+
 def reset(registry: LiveNotes, room: Room) -> None:
     """Rebuild the room's cache from the database and resync every client of this process."""
     with room.lock:
         room.doc = Doc()
         room.text = room.doc.get(services.TEXT_NAME, type=Text)
         room.applied_seq = -1
+        room.waiting = []
     room.catch_up()
     with room.lock:
         state_vector = room.doc.get_state()
