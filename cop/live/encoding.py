@@ -149,8 +149,13 @@ class UpdateSummary:
     inserted_bytes: int = 0  # UTF-8 bytes of inserted text
     # (client, first clock, end clock) of each run of structs the update carries.
     blocks: list[tuple[int, int, int]] = field(default_factory=list)
-    # The ids (client, clock) of the items the update's items were inserted next to.
-    neighbours: set[tuple[int, int]] = field(default_factory=set)
+    # The ids (client, clock) of the items the update's items were inserted after (origins)
+    # and before (right origins).
+    origins: set[tuple[int, int]] = field(default_factory=set)
+    right_origins: set[tuple[int, int]] = field(default_factory=set)
+    # The ids (client, clock) whose text is the second half of a character outside the Basic
+    # Multilingual Plane (an emoji, say): Yjs counts such a character as two clock ticks.
+    second_halves: set[tuple[int, int]] = field(default_factory=set)
 
     def builds_on_unknown(self, state_vector: dict[int, int]) -> bool:
         """Tell whether a document with this state vector lacks something the update needs.
@@ -166,7 +171,32 @@ class UpdateSummary:
                 block_client == client and first <= clock < end
                 for block_client, first, end in self.blocks
             )
-            for client, clock in self.neighbours
+            for client, clock in self.origins | self.right_origins
+        )
+
+    def splits_a_character(
+        self, state_vector: dict[int, int], second_halves: set[tuple[int, int]]
+    ) -> bool:
+        """Tell whether applying the update would cut a character in two.
+
+        A document with this state vector holds text whose second halves are
+        `second_halves`. An honest client never cuts a character, but a crafted update can:
+        by inserting next to half a character, or by resending known clocks with other text
+        (the part already known is skipped). yrs then keeps text that it does not encode, so
+        clients and the database would differ.
+        """
+        if self.second_halves:
+            second_halves = second_halves | self.second_halves
+        if not second_halves:
+            return False
+        return (
+            any((client, clock + 1) in second_halves for client, clock in self.origins)
+            or any(id_ in second_halves for id_ in self.right_origins)
+            or any(
+                first < state_vector.get(client, 0) < end
+                and (client, state_vector[client]) in second_halves
+                for client, first, end in self.blocks
+            )
         )
 
     def integrated_in(self, state_vector: dict[int, int]) -> bool:
@@ -194,9 +224,9 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 clock += length
                 continue
             if info & 0x80:
-                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # origin
+                summary.origins.add((reader.var_uint(), reader.var_uint()))
             if info & 0x40:
-                summary.neighbours.add((reader.var_uint(), reader.var_uint()))  # right origin
+                summary.right_origins.add((reader.var_uint(), reader.var_uint()))
             if not info & 0xC0:
                 if reader.var_uint() == 1:
                     summary.root_names.add(reader.var_string())
@@ -208,7 +238,7 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 if info & 0x20:
                     reader.var_string()  # parent sub (a map key)
                     summary.has_map_entries_on_root |= root_level
-            clock += _read_content(reader, kind, summary)
+            clock += _read_content(reader, kind, summary, (client, clock))
         if clock > first:
             summary.blocks.append((client, first, clock))
     for _client in range(reader.var_uint()):  # the delete set
@@ -220,8 +250,8 @@ def summarise_update(update: bytes) -> UpdateSummary:
     return summary
 
 
-def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> int:
-    """Read an item's content; return its length in clock ticks."""
+def _read_content(reader: Reader, kind: int, summary: UpdateSummary, id_: tuple) -> int:
+    """Read the content of the item `id_` (client, clock); return its length in clock ticks."""
     if kind not in CONTENT_NAMES:
         raise MalformedMessage(f"unknown content kind {kind}")
     summary.content_kinds.add(CONTENT_NAMES[kind])
@@ -239,7 +269,16 @@ def _read_content(reader: Reader, kind: int, summary: UpdateSummary) -> int:
         except UnicodeDecodeError as error:
             raise MalformedMessage("invalid UTF-8") from error
         summary.inserted_bytes += len(data)
-        return len(text.encode("utf-16-le")) // 2  # Yjs counts UTF-16 code units
+        if text.isascii():
+            return len(data)
+        client, clock = id_
+        ticks = 0  # Yjs counts UTF-16 code units
+        for character in text:
+            ticks += 1
+            if ord(character) > 0xFFFF:
+                summary.second_halves.add((client, clock + ticks))
+                ticks += 1
+        return ticks
     if kind == ANY:
         count = reader.var_uint()
         for _ in range(count):

@@ -106,6 +106,9 @@ class Room:
         # Updates applied but kept aside by Yjs until what they build on arrives: their text
         # is not in `self.text` yet, but counts against the note's size limit.
         self.waiting: list[UpdateSummary] = []
+        # The ids of the document's text that hold the second half of a character (see
+        # UpdateSummary.splits_a_character).
+        self.second_halves: set[tuple[int, int]] = set()
         self.pending_updates: list[tuple[bytes, int, str]] = []  # (update, user id, sid)
         self.pending_awareness: dict[int, AwarenessEntry] = {}
         self.awareness: dict[int, AwarenessEntry] = {}
@@ -118,11 +121,16 @@ class Room:
     def catch_up(self) -> None:
         """Apply what the database holds that this cache lacks (other processes' edits)."""
         state, state_seq, rows = services.read_state_and_log(self.note_id, self.applied_seq)
+        updates = [row.update for row in rows]
+        if self.applied_seq < state_seq and state:
+            updates.insert(0, state)
+        second_halves = set()
+        for update in updates:
+            second_halves |= second_halves_of(update)
         with self.lock:
-            if self.applied_seq < state_seq and state:
-                self.doc.apply_update(state)
-            for row in rows:
-                self.doc.apply_update(row.update)
+            for update in updates:
+                self.doc.apply_update(update)
+            self.second_halves |= second_halves
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
             self.settle()
 
@@ -133,6 +141,7 @@ class Room:
         """
         waits = summary.builds_on_unknown(self.state_vector)
         self.doc.apply_update(update)
+        self.second_halves |= summary.second_halves
         if waits:
             self.waiting.append(summary)
         if self.waiting:
@@ -154,6 +163,15 @@ class Room:
     def waiting_bytes(self) -> int:
         """UTF-8 bytes of text in the updates that wait for what they build on."""
         return sum(summary.inserted_bytes for summary in self.waiting)
+
+
+def second_halves_of(update: bytes) -> set[tuple[int, int]]:
+    """Return the ids holding second halves of characters in a logged update."""
+    try:
+        return summarise_update(update).second_halves
+    except MalformedMessage:  # never logged by cop; a database edited by hand, say
+        log.warning("a logged update could not be read", exc_info=True)
+        return set()
 
 
 class LiveNotes:
@@ -402,6 +420,8 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
         return refuse(registry, connection, "wrong_type")
     room = registry.room(connection.note_id)
     with room.lock:
+        if summary.splits_a_character(room.state_vector, room.second_halves):
+            return refuse(registry, connection, "malformed_update")
         # pycrdt measures text in UTF-8 bytes, like the limit.
         size = len(room.text) + room.waiting_bytes + summary.inserted_bytes
         if size > registry.max_note_bytes:
@@ -554,6 +574,7 @@ def reset(registry: LiveNotes, room: Room) -> None:
         room.text = room.doc.get(services.TEXT_NAME, type=Text)
         room.applied_seq = -1
         room.waiting = []
+        room.second_halves = set()
     room.catch_up()
     with room.lock:
         state_vector = room.doc.get_state()
