@@ -595,6 +595,18 @@ def insertion_between(origin: tuple[int, int], right_origin: tuple[int, int], wo
     return bytes(update + var_string(words) + var_uint(0))  # and an empty delete set
 
 
+def deletion(client: int, clock: int, length: int) -> bytes:
+    """Return an update that only deletes `length` clock ticks of a client from `clock`."""
+    return (
+        var_uint(0)
+        + var_uint(1)
+        + var_uint(client)
+        + var_uint(1)
+        + var_uint(clock)
+        + var_uint(length)
+    )
+
+
 def updates_reusing_one_client_id() -> list[bytes]:
     """Return two text updates of two documents that both use client id 5 (a forged id)."""
     one = Doc(client_id=5)
@@ -630,7 +642,12 @@ def test_updates_reusing_a_client_id_are_refused_where_they_would_cut_a_characte
 
 
 @pytest.mark.parametrize("emoji_came", ["live", "from the log"])
-def test_an_insertion_inside_a_character_is_refused(app, make, start_server, emoji_came):  # noqa: F811
+def test_an_insertion_or_deletion_inside_a_character_is_refused(
+    app,
+    make,
+    start_server,  # noqa: F811 - the fixture
+    emoji_came,
+):
     world = LiveWorld(app, make, start_server)
     writer = Doc()
     writer.get("markdown", type=Text).insert(0, "x\U0001f600y")  # clocks 0 to 3: the emoji is 1-2
@@ -645,8 +662,10 @@ def test_an_insertion_inside_a_character_is_refused(app, make, start_server, emo
     mallory = world.client()
     emoji = writer.client_id
     mallory.send(insertion_between((emoji, 1), (emoji, 2), "Z"))
-    wait_for(lambda: mallory.errors, message="the insertion refused")
-    assert [error["error"] for error in mallory.errors] == ["malformed_update"]
+    mallory.send(deletion(emoji, 1, 1))  # the first half: yrs showed "xy", Yjs "x\ufffdy"
+    mallory.send(deletion(emoji, 2, 1))  # the second half: yrs showed "x\U0001f600"
+    wait_for(lambda: len(mallory.errors) == 3, message="the three cuts refused")
+    assert [error["error"] for error in mallory.errors] == ["malformed_update"] * 3
     mallory.send(insertion_between((emoji, 2), (emoji, 3), "Z"))  # after the whole emoji
     wait_for(lambda: world.stored_text() == "x\U0001f600Zy", message="the insertion after it")
     late = world.client(Role.FACILITATOR)

@@ -156,6 +156,8 @@ class UpdateSummary:
     # The ids (client, clock) whose text is the second half of a character outside the Basic
     # Multilingual Plane (an emoji, say): Yjs counts such a character as two clock ticks.
     second_halves: set[tuple[int, int]] = field(default_factory=set)
+    # (client, first clock, end clock) of each range the update deletes.
+    deletions: list[tuple[int, int, int]] = field(default_factory=list)
 
     def builds_on_unknown(self, state_vector: dict[int, int]) -> bool:
         """Tell whether a document with this state vector lacks something the update needs.
@@ -181,8 +183,9 @@ class UpdateSummary:
 
         A document with this state vector holds text whose second halves are
         `second_halves`. An honest client never cuts a character, but a crafted update can:
-        by inserting next to half a character, or by resending known clocks with other text
-        (the part already known is skipped). yrs then keeps text that it does not encode, so
+        by inserting next to half a character, by deleting half of one, or by resending
+        known clocks with other text (the part already known is skipped). yrs then keeps
+        text that it does not encode, or text that Yjs in the browser shows otherwise, so
         clients and the database would differ.
         """
         if self.second_halves:
@@ -192,6 +195,10 @@ class UpdateSummary:
         return (
             any((client, clock + 1) in second_halves for client, clock in self.origins)
             or any(id_ in second_halves for id_ in self.right_origins)
+            or any(
+                (client, first) in second_halves or (client, end) in second_halves
+                for client, first, end in self.deletions
+            )
             or any(
                 first < state_vector.get(client, 0) < end
                 and (client, state_vector[client]) in second_halves
@@ -242,9 +249,10 @@ def summarise_update(update: bytes) -> UpdateSummary:
         if clock > first:
             summary.blocks.append((client, first, clock))
     for _client in range(reader.var_uint()):  # the delete set
-        reader.var_uint()
+        client = reader.var_uint()
         for _range in range(reader.var_uint()):
-            reader.var_uint(), reader.var_uint()
+            first = reader.var_uint()
+            summary.deletions.append((client, first, first + reader.var_uint()))
     if not reader.done():
         raise MalformedMessage("trailing bytes after the update")
     return summary
