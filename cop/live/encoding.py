@@ -9,6 +9,7 @@ y-protocols/awareness.js.
 import json
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class MalformedMessage(ValueError):
@@ -138,6 +139,15 @@ CONTENT_NAMES = {
 }
 
 
+class Run(NamedTuple):
+    """Consecutive structs of one client in an update: their clocks and their text."""
+
+    client: int
+    first: int  # the first clock
+    end: int  # the clock after the last
+    text_bytes: int  # UTF-8 bytes of the text they insert
+
+
 @dataclass
 class UpdateSummary:
     """What a Yjs update touches (root types, kinds of content) and what it builds on."""
@@ -147,8 +157,7 @@ class UpdateSummary:
     has_parent_by_id: bool = False
     has_map_entries_on_root: bool = False
     inserted_bytes: int = 0  # UTF-8 bytes of inserted text
-    # (client, first clock, end clock) of each run of structs the update carries.
-    blocks: list[tuple[int, int, int]] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
     # The ids (client, clock) of the items the update's items were inserted after (origins)
     # and before (right origins).
     origins: set[tuple[int, int]] = field(default_factory=set)
@@ -165,14 +174,11 @@ class UpdateSummary:
         Yjs keeps such an update aside, pending, until what it needs arrives: a gap before a
         run of structs, or a neighbour that is neither in the document nor in the update.
         """
-        if any(first > state_vector.get(client, 0) for client, first, _end in self.blocks):
+        if any(run.first > state_vector.get(run.client, 0) for run in self.runs):
             return True
         return any(
             clock >= state_vector.get(client, 0)
-            and not any(
-                block_client == client and first <= clock < end
-                for block_client, first, end in self.blocks
-            )
+            and not any(run.client == client and run.first <= clock < run.end for run in self.runs)
             for client, clock in self.origins | self.right_origins
         )
 
@@ -200,15 +206,15 @@ class UpdateSummary:
                 for client, first, end in self.deletions
             )
             or any(
-                first < state_vector.get(client, 0) < end
-                and (client, state_vector[client]) in second_halves
-                for client, first, end in self.blocks
+                run.first < state_vector.get(run.client, 0) < run.end
+                and (run.client, state_vector[run.client]) in second_halves
+                for run in self.runs
             )
         )
 
     def integrated_in(self, state_vector: dict[int, int]) -> bool:
         """Tell whether a document with this state vector holds every struct of the update."""
-        return all(state_vector.get(client, 0) >= end for client, _first, end in self.blocks)
+        return all(state_vector.get(run.client, 0) >= run.end for run in self.runs)
 
 
 def summarise_update(update: bytes) -> UpdateSummary:
@@ -219,6 +225,7 @@ def summarise_update(update: bytes) -> UpdateSummary:
         structs = reader.var_uint()
         client = reader.var_uint()
         first = clock = reader.var_uint()
+        bytes_before = summary.inserted_bytes
         for _struct in range(structs):
             info = reader.byte()
             kind = info & 0x1F
@@ -226,8 +233,9 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 length = reader.var_uint()
                 if kind == SKIP:  # a gap: what follows is a run of its own
                     if clock > first:
-                        summary.blocks.append((client, first, clock))
-                    first = clock + length
+                        text_bytes = summary.inserted_bytes - bytes_before
+                        summary.runs.append(Run(client, first, clock, text_bytes))
+                    first, bytes_before = clock + length, summary.inserted_bytes
                 clock += length
                 continue
             if info & 0x80:
@@ -247,7 +255,7 @@ def summarise_update(update: bytes) -> UpdateSummary:
                     summary.has_map_entries_on_root |= root_level
             clock += _read_content(reader, kind, summary, (client, clock))
         if clock > first:
-            summary.blocks.append((client, first, clock))
+            summary.runs.append(Run(client, first, clock, summary.inserted_bytes - bytes_before))
     for _client in range(reader.var_uint()):  # the delete set
         client = reader.var_uint()
         for _range in range(reader.var_uint()):

@@ -30,6 +30,7 @@ from cop.live.cursors import SharedCursors, latest_entries
 from cop.live.encoding import (
     AwarenessEntry,
     MalformedMessage,
+    Run,
     UpdateSummary,
     decode_awareness,
     decode_state_vector,
@@ -103,9 +104,9 @@ class Room:
         # The document's state vector (each client's next clock), kept up to date without
         # encoding the whole vector for every update.
         self.state_vector: dict[int, int] = {}
-        # Updates applied but kept aside by Yjs until what they build on arrives: their text
-        # is not in `self.text` yet, but counts against the note's size limit.
-        self.waiting: list[UpdateSummary] = []
+        # The runs of structs applied but kept aside by Yjs until what they build on arrives:
+        # their text is not in `self.text` yet, but counts against the note's size limit.
+        self.waiting: list[Run] = []
         # The ids of the document's text that hold the second half of a character (see
         # UpdateSummary.splits_a_character).
         self.second_halves: set[tuple[int, int]] = set()
@@ -124,13 +125,14 @@ class Room:
         updates = [row.update for row in rows]
         if self.applied_seq < state_seq and state:
             updates.insert(0, state)
-        second_halves = set()
-        for update in updates:
-            second_halves |= second_halves_of(update)
+        summaries = [summary_of_logged(update) for update in updates]
         with self.lock:
-            for update in updates:
+            loading = self.applied_seq == -1
+            for update, summary in zip(updates, summaries, strict=True):
                 self.doc.apply_update(update)
-            self.second_halves |= second_halves
+                self.second_halves |= summary.second_halves
+                if loading:  # what the log holds aside; later, the process that took it counts it
+                    self.waiting.extend(summary.runs)
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
             self.settle()
 
@@ -143,35 +145,37 @@ class Room:
         self.doc.apply_update(update)
         self.second_halves |= summary.second_halves
         if waits:
-            self.waiting.append(summary)
+            self.waiting.extend(summary.runs)
         if self.waiting:
             self.settle()  # this update may be what others waited for
         else:
-            for client, _first, end in summary.blocks:
-                if self.state_vector.get(client, 0) < end:
-                    self.state_vector[client] = end
+            for run in summary.runs:
+                if self.state_vector.get(run.client, 0) < run.end:
+                    self.state_vector[run.client] = run.end
 
     def settle(self) -> None:
-        """Read the state vector again and forget the waiting updates it now holds.
+        """Read the state vector again and forget the waiting runs it now holds.
 
         Call with the lock held, after the document learnt more than `state_vector` says.
         """
         self.state_vector = decode_state_vector(self.doc.get_state())
-        self.waiting = [w for w in self.waiting if not w.integrated_in(self.state_vector)]
+        # dict.fromkeys: two clients connecting at once may both load the same runs.
+        waiting = (run for run in self.waiting if self.state_vector.get(run.client, 0) < run.end)
+        self.waiting = list(dict.fromkeys(waiting))
 
     @property
     def waiting_bytes(self) -> int:
-        """UTF-8 bytes of text in the updates that wait for what they build on."""
-        return sum(summary.inserted_bytes for summary in self.waiting)
+        """UTF-8 bytes of text in the runs that wait for what they build on."""
+        return sum(run.text_bytes for run in self.waiting)
 
 
-def second_halves_of(update: bytes) -> set[tuple[int, int]]:
-    """Return the ids holding second halves of characters in a logged update."""
+def summary_of_logged(update: bytes) -> UpdateSummary:
+    """Summarise an update read from the log (or a note's state)."""
     try:
-        return summarise_update(update).second_halves
+        return summarise_update(update)
     except MalformedMessage:  # never logged by cop; a database edited by hand, say
         log.warning("a logged update could not be read", exc_info=True)
-        return set()
+        return UpdateSummary()
 
 
 class LiveNotes:
