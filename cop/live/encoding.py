@@ -168,20 +168,6 @@ class UpdateSummary:
     # (client, first clock, end clock) of each range the update deletes.
     deletions: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def builds_on_unknown(self, state_vector: dict[int, int]) -> bool:
-        """Tell whether a document with this state vector lacks something the update needs.
-
-        Yjs keeps such an update aside, pending, until what it needs arrives: a gap before a
-        run of structs, or a neighbour that is neither in the document nor in the update.
-        """
-        if any(run.first > state_vector.get(run.client, 0) for run in self.runs):
-            return True
-        return any(
-            clock >= state_vector.get(client, 0)
-            and not any(run.client == client and run.first <= clock < run.end for run in self.runs)
-            for client, clock in self.origins | self.right_origins
-        )
-
     def splits_a_character(
         self, state_vector: dict[int, int], second_halves: set[tuple[int, int]]
     ) -> bool:
@@ -194,36 +180,38 @@ class UpdateSummary:
         text that it does not encode, or text that Yjs in the browser shows otherwise, so
         clients and the database would differ.
         """
-        if self.second_halves:
-            second_halves = second_halves | self.second_halves
-        if not second_halves:
+        if not (second_halves or self.second_halves):
             return False
+
+        def is_second_half(id_: tuple[int, int]) -> bool:
+            return id_ in second_halves or id_ in self.second_halves
+
         return (
-            any((client, clock + 1) in second_halves for client, clock in self.origins)
-            or any(id_ in second_halves for id_ in self.right_origins)
+            any(is_second_half((client, clock + 1)) for client, clock in self.origins)
+            or any(is_second_half(id_) for id_ in self.right_origins)
             or any(
-                (client, first) in second_halves or (client, end) in second_halves
+                is_second_half((client, first)) or is_second_half((client, end))
                 for client, first, end in self.deletions
             )
             or any(
                 run.first < state_vector.get(run.client, 0) < run.end
-                and (run.client, state_vector[run.client]) in second_halves
+                and is_second_half((run.client, state_vector[run.client]))
                 for run in self.runs
             )
         )
-
-    def integrated_in(self, state_vector: dict[int, int]) -> bool:
-        """Tell whether a document with this state vector holds every struct of the update."""
-        return all(state_vector.get(run.client, 0) >= run.end for run in self.runs)
 
 
 def summarise_update(update: bytes) -> UpdateSummary:
     """Read a Yjs v1 update and say what it touches; raise MalformedMessage if it is not one."""
     reader = Reader(update)
     summary = UpdateSummary()
+    clients = set()
     for _client in range(reader.var_uint()):
         structs = reader.var_uint()
         client = reader.var_uint()
+        if client in clients:  # Yjs writes each client's structs once; yrs misreads a repeat
+            raise MalformedMessage("a client's structs come twice")
+        clients.add(client)
         first = clock = reader.var_uint()
         bytes_before = summary.inserted_bytes
         for _struct in range(structs):
@@ -231,6 +219,8 @@ def summarise_update(update: bytes) -> UpdateSummary:
             kind = info & 0x1F
             if kind in (GC, SKIP):
                 length = reader.var_uint()
+                if not length:
+                    raise MalformedMessage("an empty struct")
                 if kind == SKIP:  # a gap: what follows is a run of its own
                     if clock > first:
                         text_bytes = summary.inserted_bytes - bytes_before
@@ -253,7 +243,10 @@ def summarise_update(update: bytes) -> UpdateSummary:
                 if info & 0x20:
                     reader.var_string()  # parent sub (a map key)
                     summary.has_map_entries_on_root |= root_level
-            clock += _read_content(reader, kind, summary, (client, clock))
+            length = _read_content(reader, kind, summary, (client, clock))
+            if not length:  # Yjs never writes one; yrs keeps it aside for good
+                raise MalformedMessage("an empty struct")
+            clock += length
         if clock > first:
             summary.runs.append(Run(client, first, clock, summary.inserted_bytes - bytes_before))
     for _client in range(reader.var_uint()):  # the delete set

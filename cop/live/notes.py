@@ -98,18 +98,8 @@ class Room:
         self.note_id = note_id
         self.namespace = f"/yjs|note-{note_id}"
         self.lock = threading.Lock()
-        self.doc = Doc()
-        self.text = self.doc.get(services.TEXT_NAME, type=Text)
         self.applied_seq = -1  # the last logged update this cache has applied; -1: none loaded
-        # The document's state vector (each client's next clock), kept up to date without
-        # encoding the whole vector for every update.
-        self.state_vector: dict[int, int] = {}
-        # The runs of structs applied but kept aside by Yjs until what they build on arrives:
-        # their text is not in `self.text` yet, but counts against the note's size limit.
-        self.waiting: list[Run] = []
-        # The ids of the document's text that hold the second half of a character (see
-        # UpdateSummary.splits_a_character).
-        self.second_halves: set[tuple[int, int]] = set()
+        self.new_document()
         self.pending_updates: list[tuple[bytes, int, str]] = []  # (update, user id, sid)
         self.pending_awareness: dict[int, AwarenessEntry] = {}
         self.awareness: dict[int, AwarenessEntry] = {}
@@ -119,6 +109,25 @@ class Room:
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
 
+    def new_document(self) -> None:
+        """Start the cache afresh: an empty document, with nothing known or waiting."""
+        self.doc = Doc()
+        self.text = self.doc.get(services.TEXT_NAME, type=Text)
+        # The document's state vector (each client's next clock). It is learnt from what
+        # each transaction integrates, which is cheaper than decoding the whole vector.
+        self.state_vector: dict[int, int] = {}
+        self.state_vector_is_stale = False
+        self.advanced: set[int] = set()  # clients whose clock moved since the last accounting
+        # Runs of structs with text that Yjs keeps aside until what they build on arrives,
+        # by client: their text is not in `self.text` yet, but counts against the note's
+        # size limit.
+        self.waiting: dict[int, set[Run]] = {}
+        self.waiting_bytes = 0
+        # The ids of the document's text that hold the second half of a character (see
+        # UpdateSummary.splits_a_character).
+        self.second_halves: set[tuple[int, int]] = set()
+        self.doc.observe(self._integrated)
+
     def catch_up(self) -> None:
         """Apply what the database holds that this cache lacks (other processes' edits)."""
         state, state_seq, rows = services.read_state_and_log(self.note_id, self.applied_seq)
@@ -127,46 +136,58 @@ class Room:
             updates.insert(0, state)
         summaries = [summary_of_logged(update) for update in updates]
         with self.lock:
-            loading = self.applied_seq == -1
-            for update, summary in zip(updates, summaries, strict=True):
+            # What the log holds aside counts once, when the note is opened; later, the
+            # process whose client sent it counts it.
+            opening = self.applied_seq == -1
+            for update in updates:
                 self.doc.apply_update(update)
-                self.second_halves |= summary.second_halves
-                if loading:  # what the log holds aside; later, the process that took it counts it
-                    self.waiting.extend(summary.runs)
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
-            self.settle()
+            self._account(summaries, count_waiting=opening)
 
     def apply(self, update: bytes, summary: UpdateSummary) -> None:
-        """Apply a client's update to the cache, counting it if Yjs keeps it aside.
+        """Apply a client's update to the cache, counting what Yjs keeps aside.
 
         Call with the lock held. pycrdt may raise, even a panic deriving from BaseException.
         """
-        waits = summary.builds_on_unknown(self.state_vector)
         self.doc.apply_update(update)
-        self.second_halves |= summary.second_halves
-        if waits:
-            self.waiting.extend(summary.runs)
-        if self.waiting:
-            self.settle()  # this update may be what others waited for
-        else:
+        self._account([summary])
+
+    def _integrated(self, event) -> None:
+        """Advance the state vector by what a transaction integrated (never what waits)."""
+        try:
+            runs = summarise_update(event.update).runs
+        except MalformedMessage:  # yrs encoded something cop refuses: read the vector
+            self.state_vector_is_stale = True
+            return
+        for run in runs:  # after a gap yrs may integrate text, but its clock stops there
+            if run.first <= self.state_vector.get(run.client, 0) < run.end:
+                self.state_vector[run.client] = run.end
+                self.advanced.add(run.client)
+
+    def _account(self, summaries: list[UpdateSummary], count_waiting: bool = True) -> None:
+        """After applying updates: keep their second halves and the runs left waiting."""
+        if self.state_vector_is_stale:
+            self.state_vector = decode_state_vector(self.doc.get_state())
+            self.state_vector_is_stale = False
+            self.advanced.update(self.waiting)
+        for summary in summaries:
+            self.second_halves |= summary.second_halves
+            if not count_waiting:
+                continue
             for run in summary.runs:
-                if self.state_vector.get(run.client, 0) < run.end:
-                    self.state_vector[run.client] = run.end
-
-    def settle(self) -> None:
-        """Read the state vector again and forget the waiting runs it now holds.
-
-        Call with the lock held, after the document learnt more than `state_vector` says.
-        """
-        self.state_vector = decode_state_vector(self.doc.get_state())
-        # dict.fromkeys: two clients connecting at once may both load the same runs.
-        waiting = (run for run in self.waiting if self.state_vector.get(run.client, 0) < run.end)
-        self.waiting = list(dict.fromkeys(waiting))
-
-    @property
-    def waiting_bytes(self) -> int:
-        """UTF-8 bytes of text in the runs that wait for what they build on."""
-        return sum(run.text_bytes for run in self.waiting)
+                if run.text_bytes and self.state_vector.get(run.client, 0) < run.end:
+                    runs = self.waiting.setdefault(run.client, set())
+                    if run not in runs:  # two clients opening the note load the same runs
+                        runs.add(run)
+                        self.waiting_bytes += run.text_bytes
+        for client in self.advanced & self.waiting.keys():
+            known = self.state_vector[client]
+            for run in [run for run in self.waiting[client] if run.end <= known]:
+                self.waiting[client].remove(run)
+                self.waiting_bytes -= run.text_bytes
+            if not self.waiting[client]:
+                del self.waiting[client]
+        self.advanced.clear()
 
 
 def summary_of_logged(update: bytes) -> UpdateSummary:
@@ -566,7 +587,9 @@ def catch_up_for_waiting(room: Room) -> None:
     """
     try:
         room.catch_up()
-    except Exception:
+    except BaseException as error:  # noqa: BLE001 - a pycrdt panic must not stop the flusher
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise  # the green thread is being stopped
         db.session.rollback()
         log.exception("could not catch up note %s with the database", room.note_id)
 
@@ -574,11 +597,8 @@ def catch_up_for_waiting(room: Room) -> None:
 def reset(registry: LiveNotes, room: Room) -> None:
     """Rebuild the room's cache from the database and resync every client of this process."""
     with room.lock:
-        room.doc = Doc()
-        room.text = room.doc.get(services.TEXT_NAME, type=Text)
+        room.new_document()
         room.applied_seq = -1
-        room.waiting = []
-        room.second_halves = set()
     room.catch_up()
     with room.lock:
         state_vector = room.doc.get_state()
@@ -633,7 +653,7 @@ def broadcast_update(note_id: int, update: bytes) -> None:
     room = registry.rooms.get(note_id)
     if room is not None:
         with room.lock:
-            room.doc.apply_update(update)
+            room.apply(update, summary_of_logged(update))
         room.needs_compaction = True
         ensure_flusher(registry, room)
     socketio.emit("sync-update", update, namespace=f"/yjs|note-{note_id}")
