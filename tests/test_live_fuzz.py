@@ -301,12 +301,16 @@ def test_the_room_counts_every_update_yjs_keeps_aside(updates):
         check_room_accounts_for_its_document(room, summary)
 
 
+def root_item(words: str) -> bytes:
+    """Return a string item at the start of the root text `markdown`, as Yjs encodes it."""
+    return bytes([0x04]) + var_uint(1) + var_string("markdown") + var_string(words)
+
+
 def update_pointing_forward(client: int) -> bytes:
     """Return an update whose first item was inserted after its own second (yrs waits)."""
     update = var_uint(1) + var_uint(2) + var_uint(client) + var_uint(0)
     update += bytes([0x04 | 0x80]) + var_uint(client) + var_uint(1) + var_string("a")
-    update += bytes([0x04]) + var_uint(1) + var_string("markdown") + var_string("b")
-    return update + var_uint(0)
+    return update + root_item("b") + var_uint(0)
 
 
 @IN_PROCESS
@@ -337,11 +341,6 @@ def test_the_room_accounts_for_whatever_it_lets_in(honest, crafted, order):
         except BaseException:  # noqa: BLE001 - pycrdt panics; accept_update refuses those
             continue
         check_room_accounts_for_its_document(room, summary)
-
-
-def root_item(words: str) -> bytes:
-    """Return a string item at the start of the root text `markdown`, as Yjs encodes it."""
-    return bytes([0x04]) + var_uint(1) + var_string("markdown") + var_string(words)
 
 
 @pytest.mark.parametrize(
@@ -750,6 +749,10 @@ def test_an_insertion_or_deletion_inside_a_character_is_refused(
     wait_for(lambda: world.stored_text() == "x\U0001f600Zy", message="the insertion after it")
     late = world.client(Role.FACILITATOR)
     assert late.value() == "x\U0001f600Zy"
+    mallory.send(deletion(emoji, 1, 2))  # the whole emoji
+    wait_for(lambda: world.stored_text() == "xZy", message="the emoji deleted")
+    wait_for(lambda: late.value() == "xZy", message="the late joiner sees it deleted")
+    assert not mallory.errors[3:]
     mallory.close(), late.close()
 
 
