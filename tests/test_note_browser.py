@@ -145,13 +145,15 @@ def test_two_people_see_each_others_text_and_named_cursor(browser, live_note, tm
     alice.keyboard.type("Alice writes the first line.")
     expect(bob.locator(".cm-content")).to_contain_text("Alice writes the first line.")
 
+    # Bob writes above Alice's line: had he written after it, at the very place of Alice's
+    # cursor, where her next words land would depend on whether his arrived first.
     bob.locator(".cm-content").click()
-    bob.keyboard.press("Control+End")
+    bob.keyboard.press("Control+Home")
+    bob.keyboard.type("Bob adds a line above.")
     bob.keyboard.press("Enter")
-    bob.keyboard.type("Bob adds a second one.")
     alice.keyboard.type(" Then more.")  # at the same time, at Alice's own place
     for page in (alice, bob):
-        expect_text(page, "Alice writes the first line. Then more.\nBob adds a second one.")
+        expect_text(page, "Bob adds a line above.\nAlice writes the first line. Then more.")
 
     # Each sees the other's cursor, labelled with the name the server knows.
     expect(alice.locator(".cm-ySelectionInfo")).to_have_text("Bob Diallo")
