@@ -436,3 +436,68 @@ def test_the_facilitators_tools_reach_every_screen(browser, live_session, tmp_pa
     expect(paul.locator(".room-cluster")).to_have_count(0)
     screenshot(fiona, shots, "tools-seen-by-fiona")
     assert problems == []
+
+
+class HeldJoinAnswer:
+    """Forward a page's Socket.IO frames to the real server, but hold back its `join` answer.
+
+    Frames are Engine.IO text frames: `42/workshop,...` is an event, `43/workshop,<id>[...]`
+    the answer (ack) to the page's event number <id>; the page's first event is its join.
+    """
+
+    def __init__(self):
+        self.held: list[str] = []
+        self.events: list[str] = []
+        self.to_page = None
+
+    def route(self, ws) -> None:
+        server = ws.connect_to_server()
+        self.to_page = ws
+        ws.on_message(server.send)
+        server.on_message(self.from_server)
+
+    def from_server(self, frame) -> None:
+        if isinstance(frame, str) and frame.startswith("43/workshop,") and not self.held:
+            self.held.append(frame)
+            return
+        if isinstance(frame, str) and frame.startswith("42/workshop,"):
+            self.events.append(frame)
+        self.to_page.send(frame)
+
+    def release(self) -> None:
+        self.to_page.send(self.held[0])
+
+
+def wait_for(page, condition, what: str) -> None:
+    """Let Playwright run the page's routing until `condition()` holds."""
+    for _ in range(WAIT_LIMIT_MS // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_a_change_broadcast_before_the_join_answer_is_not_lost(browser, live_session):  # noqa: F811
+    """The answer to `join` may describe the room from before a change the page already got.
+
+    Paul's join is answered (the server read the room: Prepare), but the proxy holds that
+    answer back while Fiona moves to Collect. Paul's page receives the broadcast first and
+    the stale answer afterwards; it must show Collect.
+    """
+    problems: list[str] = []
+    fiona = open_room_as(browser, live_session, live_session["fiona"], problems)
+    url, path = live_session["server"].url, live_session["path"]
+    paul = open_as(browser, url, live_session["paul"], "/", problems)
+    proxy = HeldJoinAnswer()
+    paul.route_web_socket(re.compile(r"/socket\.io/"), proxy.route)
+    paul.goto(path)
+    wait_for(paul, lambda: proxy.held, "the server's answer to Paul's join")
+    assert '"phase":"prepare"' in proxy.held[0].replace(" ", "")
+
+    click_phase(fiona, "Next: Collect")
+    expect_phase([fiona], "Collect")
+    wait_for(paul, lambda: any("session-state" in frame for frame in proxy.events), "the change")
+    proxy.release()
+    expect_phase([paul], "Collect")
+    expect(paul.locator("#room-post")).to_be_visible()
+    assert problems == []

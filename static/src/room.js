@@ -171,19 +171,29 @@ function mount(root) {
     });
   }
 
+  // The server reads the state it answers `join` with after the socket entered the room,
+  // but a change committed meanwhile is broadcast before that answer arrives. Changes that
+  // arrive while a join is pending wait here and are applied, in order, on top of the
+  // answer: each one sets values (it never adds to them), so one the answer already holds
+  // changes nothing, and one it lacks is not lost.
+  let arrivedWhileJoining = null; // [apply, payload] pairs; null when no join is pending
   function join() {
+    arrivedWhileJoining = [];
     socket.timeout(ANSWER_LIMIT).emit("join", { session_id: sessionId }, (failure, answer) => {
       if (failure) {
         showError(text.noAnswer);
         if (socket.connected) window.setTimeout(join, 2000);
         return;
       }
+      const arrived = arrivedWhileJoining;
+      arrivedWhileJoining = null;
       if (!answer || answer.ok !== true) {
         showError((answer && answer.message) || text.refused);
         return;
       }
       const before = state && state.phase;
       adopt(answer);
+      for (const [apply, payload] of arrived) apply(payload);
       if (before && before !== state.phase) announcePhase();
       render();
     });
@@ -228,9 +238,12 @@ function mount(root) {
   }
   function on(event, apply) {
     socket.on(event, (payload) => {
-      if (!state || !payload || typeof payload !== "object") return;
-      apply(payload);
-      schedule();
+      if (!payload || typeof payload !== "object") return;
+      if (arrivedWhileJoining) arrivedWhileJoining.push([apply, payload]);
+      else if (state) {
+        apply(payload);
+        schedule();
+      }
     });
   }
   on("session-state", (change) => {
