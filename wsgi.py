@@ -110,9 +110,10 @@ def serve_with_eventlet(app, host: str, port: int) -> None:
     import eventlet
     import eventlet.wsgi
 
-    from cop.live.transport import speed_up_eventlet_websocket
+    from cop.live.transport import speed_up_eventlet_websocket, write_broadcasts_directly
 
     speed_up_eventlet_websocket()
+    write_broadcasts_directly()
     address = eventlet.green.socket.getaddrinfo(host, port)[0]
     listener = eventlet.listen(address[4], address[0])
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,10 +1,24 @@
-"""The faster WebSocket unmasking gives exactly what eventlet's own gives."""
+"""The WebSocket layer under Socket.IO (cop/live/transport.py).
 
+The faster unmasking gives exactly what eventlet's own gives. Broadcasts written straight to
+each client's socket reach every client whole and in order, and a client that stops reading
+holds up nobody else.
+"""
+
+import json
+import socket
+
+import websocket
 from eventlet.websocket import RFC6455WebSocket
 from hypothesis import given
 from hypothesis import strategies as st
+from pycrdt import Doc, Text
 
+from cop.communities.models import Role
 from cop.live.transport import unmask
+from tests.live_client import WAIT_LIMIT, wait_for
+from tests.test_live_notes import LiveWorld
+from tests.test_server import start_server  # noqa: F401 - the fixture
 
 # Taken before anything replaces it (wsgi.py does, in the server process only).
 eventlets_own = RFC6455WebSocket.__dict__["_apply_mask"].__func__
@@ -30,3 +44,63 @@ def test_unmasking_twice_gives_the_frame_back():
 
     assert unmask(unmask(frame, b"\x01\x02\x03\x04"), b"\x01\x02\x03\x04") == frame
     assert unmask(frame, b"\x00\x00\x00\x00") == frame
+
+
+class StalledReader:
+    """A client of a note that speaks Socket.IO over a raw WebSocket and reads only when told.
+
+    Its receive buffer is small, so that what the server writes while it does not read soon
+    fills the connection and the server's writes to it wait.
+    """
+
+    def __init__(self, url: str, note_id: int, cookie: str):
+        self.namespace = f"/yjs|note-{note_id}"
+        self.ws = websocket.create_connection(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+            header={"Cookie": cookie},
+            sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+            timeout=WAIT_LIMIT,
+        )
+        assert self.ws.recv().startswith("0{")  # Engine.IO's open packet
+        self.ws.send(f"40{self.namespace},")
+        self.doc = Doc()
+        self.text = self.doc.get("markdown", type=Text)
+        self.updates = 0
+
+    def read_until(self, condition) -> None:
+        """Read frames, applying each `sync-update`, until `condition()` holds."""
+        while not condition():
+            frame = self.ws.recv()
+            if frame == "2":
+                self.ws.send("3")  # Engine.IO's ping and pong
+            elif frame.startswith("451-" + self.namespace + ","):
+                # 4 (message) 5 (binary event) 1- (one attachment) namespace, [ack id] [...]
+                event = json.loads(frame.split(",", 1)[1].lstrip("0123456789"))[0]
+                attachment = self.ws.recv()  # a binary event's bytes follow it, whole
+                assert isinstance(attachment, bytes), f"{event}: {attachment!r}"
+                if event == "sync-update":
+                    self.doc.apply_update(attachment)
+                    self.updates += 1
+            else:
+                assert isinstance(frame, str), f"bytes without their event: {frame[:40]!r}"
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def test_a_client_that_stops_reading_holds_up_nobody_and_gets_everything(app, make, start_server):  # noqa: F811
+    world = LiveWorld(app, make, start_server, LIVE_MAX_UPDATES_PER_SECOND="1000")
+    stalled = StalledReader(world.server.url, world.note_id, world.cookie(Role.OBSERVER))
+    reader = world.client(Role.EDITOR)
+    writer = world.client(Role.PARTICIPANT)
+    # About 6 MB for each client: far more than the stalled client's connection holds.
+    for round_ in range(30):
+        writer.insert(0, f"{round_:02}" * 100_000)
+        writer.edit(lambda text: text.__delitem__(slice(0, 200_000)))
+    writer.insert(0, "the end")
+    wait_for(lambda: reader.value() == "the end", message="the reader, while one client stalls")
+    stalled.read_until(lambda: str(stalled.text) == "the end")
+    assert stalled.updates > 1  # it got broadcasts, not one update built from the database
+    stalled.close()
+    reader.close()
+    writer.close()

@@ -22,3 +22,124 @@ def speed_up_eventlet_websocket() -> None:
     from eventlet.websocket import RFC6455WebSocket
 
     RFC6455WebSocket._apply_mask = staticmethod(unmask)
+
+
+def write_broadcasts_directly() -> None:
+    """Let a broadcast write its frames to each idle client's socket itself (eventlet).
+
+    python-socketio frames a broadcast once, then hands each client's copy to Engine.IO,
+    which queues it for that client's writer green thread: one queue, one wake-up, one
+    timer and one framing per client and per broadcast, the largest share of a busy
+    server's CPU (docs/performance.md). Here the broadcasting green thread writes the
+    frames, built once, to each client's socket without waiting. A client whose writer has
+    anything to send (its queue is not empty, or it is writing) gets the broadcast through
+    its queue as before, so that nothing overtakes what was sent to it earlier; a client
+    that reads slowly gets the rest of the frames from a green thread of its own, and
+    meanwhile the others are served. Everything that is not a plain broadcast (an ack, a
+    ping, a message with a callback) goes through Engine.IO unchanged.
+    """
+    from engineio import packet as eio_packet
+    from engineio.socket import Socket
+    from socketio import packet
+    from socketio.manager import Manager
+
+    engineios_handler = Socket._websocket_handler
+    socketios_emit = Manager.emit
+
+    def websocket_handler(self, ws):
+        self.websocket = ws
+        try:
+            return engineios_handler(self, ws)
+        finally:
+            self.websocket = None
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kw):
+        if callback is not None or namespace not in self.rooms:
+            return socketios_emit(self, event, data, namespace, room, skip_sid, callback, to, **kw)
+        # The same packets as python-socketio's Manager.emit builds.
+        if isinstance(data, tuple):
+            data = list(data)
+        elif data is not None:
+            data = [data]
+        else:
+            data = []
+        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *data]
+        ).encode()
+        packets = [
+            eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        frames = None
+        sockets = self.server.eio.sockets
+        for sid, eio_sid in self.get_participants(namespace, to or room):
+            if sid in skipped:
+                continue
+            websocket = idle_websocket(sockets.get(eio_sid))
+            if websocket is not None:
+                if frames is None:
+                    frames = b"".join(websocket._pack_message(p.encode()) for p in packets)
+                if write_without_waiting(websocket, frames):
+                    continue
+            for each in packets:
+                self.server._send_eio_packet(eio_sid, each)
+        return None
+
+    Socket._websocket_handler = websocket_handler
+    Manager.emit = emit
+
+
+def idle_websocket(socket):
+    """Return the eventlet WebSocket of an Engine.IO socket that sends nothing now, or None."""
+    from eventlet.greenio import GreenSocket
+
+    websocket = getattr(socket, "websocket", None)
+    if (
+        websocket is None
+        or not socket.upgraded
+        or socket.upgrading
+        or socket.closing
+        or socket.closed
+        or not socket.queue.empty()
+        or websocket.websocket_closed
+        or websocket.extensions  # permessage-deflate: frames differ per client
+        or type(websocket.socket) is not GreenSocket  # TLS, or not eventlet's
+    ):
+        return None
+    return websocket
+
+
+def write_without_waiting(websocket, frames: bytes) -> bool:
+    """Write `frames` to an idle WebSocket; False if someone is writing to it.
+
+    The WebSocket's send lock is free and nobody waits for it, so taking it does not wait.
+    What the socket does not take at once is written by a green thread that keeps the lock
+    until it is done: no other frame can come between these.
+    """
+    import eventlet
+
+    lock = websocket._sendlock
+    if lock.counter <= 0 or lock._waiters:
+        return False
+    lock.acquire()
+    try:
+        sent = websocket.socket.fd.send(frames)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        sent = len(frames)  # the client is gone: its reader closes the Engine.IO socket
+    if sent >= len(frames):
+        lock.release()
+    else:
+        eventlet.spawn_n(_write_the_rest, websocket, memoryview(frames)[sent:])
+    return True
+
+
+def _write_the_rest(websocket, rest) -> None:
+    try:
+        websocket.socket.sendall(rest)
+    except OSError:
+        pass  # the client is gone: its reader closes the Engine.IO socket
+    finally:
+        websocket._sendlock.release()
