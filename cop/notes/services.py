@@ -7,7 +7,7 @@ from datetime import timedelta
 from difflib import SequenceMatcher
 
 from pycrdt import Doc, Text, merge_updates
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 
 from cop.auth.models import User
 from cop.communities.models import Community
@@ -68,16 +68,22 @@ def append_update(note_id: int, change: bytes, author_ids: set[int]) -> None:
     that has read seq n has seen every row of that note before n (`store_compaction`).
     """
     # The live server runs this up to a hundred times a second per busy note: plain SQL on
-    # the session's connection, without the ORM's statement layer.
+    # the session's connection, without the ORM's statement layer, and statements built once.
     now = utcnow()
     connection = db.session.connection()
-    notes, log = Note.__table__, NoteUpdate.__table__
-    connection.execute(update(notes).where(notes.c.id == note_id).values(last_activity_at=now))
+    connection.execute(_MARK_ACTIVE, {"note_id": note_id, "now": now})
     connection.execute(
-        insert(log).values(
-            note_id=note_id, update=change, author_ids=sorted(author_ids), created_at=now
-        )
+        _APPEND,
+        {"note_id": note_id, "update": change, "author_ids": sorted(author_ids), "created_at": now},
     )
+
+
+_MARK_ACTIVE = (
+    update(Note.__table__)
+    .where(Note.__table__.c.id == bindparam("note_id"))
+    .values(last_activity_at=bindparam("now"))
+)
+_APPEND = insert(NoteUpdate.__table__)
 
 
 def updates_since(note_id: int, seq: int) -> list[Row]:
