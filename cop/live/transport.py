@@ -27,7 +27,7 @@ def speed_up_eventlet_websocket() -> None:
 def write_broadcasts_directly() -> None:
     """Let a broadcast write its frames to each idle client's socket itself (eventlet).
 
-    python-socketio frames a broadcast once, then hands each client's copy to Engine.IO,
+    python-socketio encodes a broadcast once, then hands each client's copy to Engine.IO,
     which queues it for that client's writer green thread: one queue, one wake-up, one
     timer and one framing per client and per broadcast, the largest share of a busy
     server's CPU (docs/performance.md). Here the broadcasting green thread writes the
@@ -35,8 +35,12 @@ def write_broadcasts_directly() -> None:
     anything to send (its queue is not empty, or it is writing) gets the broadcast through
     its queue as before, so that nothing overtakes what was sent to it earlier; a client
     that reads slowly gets the rest of the frames from a green thread of its own, and
-    meanwhile the others are served. Everything that is not a plain broadcast (an ack, a
-    ping, a message with a callback) goes through Engine.IO unchanged.
+    meanwhile the others are served. What is not an emit (an ack, a ping) or asks for a
+    callback goes through Engine.IO unchanged.
+
+    This leans on internals of the pinned python-socketio, python-engineio and eventlet
+    (`Manager.emit`, `Socket._websocket_handler`, the WebSocket's `_sendlock` and
+    `_pack_message`); every test against a real server goes through it.
     """
     from engineio import packet as eio_packet
     from engineio.socket import Socket
