@@ -301,6 +301,33 @@ def test_the_room_counts_every_update_yjs_keeps_aside(updates):
         check_room_accounts_for_its_document(room, summary)
 
 
+def test_the_room_reads_its_state_vector_when_a_transaction_cannot_be_summarised(monkeypatch):
+    # The room learns its state vector from each transaction's update; should yrs ever
+    # write one that summarise_update refuses, the room reads the whole vector instead.
+    writer = Doc()
+    text = writer.get("markdown", type=Text)
+    updates = []
+    for words in ("Hello", " world", "!"):
+        before = writer.get_state()
+        text += words
+        updates.append(writer.get_update(before))
+    room = Room(note_id=1)
+    room.apply(updates[0], summarise_update(updates[0]))
+
+    def refuse(update):
+        raise MalformedMessage("as if yrs had written something cop refuses")
+
+    monkeypatch.setattr("cop.live.notes.summarise_update", refuse)
+    client = writer.client_id
+    room.apply(updates[2], summarise_update(updates[2]))  # Yjs keeps "!" aside
+    assert room.state_vector == {client: len("Hello")}
+    assert room.waiting_bytes == len("!")
+    room.apply(updates[1], summarise_update(updates[1]))  # " world", then "!"
+    assert room.state_vector == {client: len("Hello world!")}
+    assert (room.waiting, room.waiting_bytes) == ({}, 0)
+    assert str(room.text) == "Hello world!"
+
+
 def root_item(words: str) -> bytes:
     """Return a string item at the start of the root text `markdown`, as Yjs encodes it."""
     return bytes([0x04]) + var_uint(1) + var_string("markdown") + var_string(words)
