@@ -1,8 +1,8 @@
 """The WebSocket layer under Socket.IO (cop/live/transport.py).
 
 The faster unmasking gives exactly what eventlet's own gives. Broadcasts written straight to
-each client's socket reach every client whole and in order, and a client that stops reading
-holds up nobody else.
+each client's socket reach a client that stopped reading whole (each event with its bytes,
+nothing between them) once it reads again, and meanwhile that client holds up nobody else.
 """
 
 import json
