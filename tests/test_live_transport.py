@@ -104,3 +104,41 @@ def test_a_client_that_stops_reading_holds_up_nobody_and_gets_everything(app, ma
     stalled.close()
     reader.close()
     writer.close()
+
+
+def open_legacy_websocket(url: str, note_id: int, cookie: str) -> socket.socket:
+    """Join a note over a WebSocket of the old draft protocol (hixie-75), as eventlet allows.
+
+    Such a request has no Sec-WebSocket-Version; its frames are text between 0x00 and 0xFF.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=WAIT_LIMIT)
+    connection.sendall(
+        (
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
+            f"Origin: {url}\r\nCookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    received = b""
+    while b"\xff" not in received:  # the handshake's answer, then Engine.IO's open packet
+        received += connection.recv(4096)
+    assert received.startswith(b"HTTP/1.1 101"), received[:80]
+    connection.sendall(b"\x00" + f"40/yjs|note-{note_id},".encode() + b"\xff")
+    return connection
+
+
+def test_a_client_of_the_old_websocket_protocol_breaks_no_broadcast(app, make, start_server):  # noqa: F811
+    # Its frames are not RFC 6455 frames: it is served through Engine.IO's queue, and the
+    # clients after it in the room still get every broadcast.
+    world = LiveWorld(app, make, start_server)
+    legacy = open_legacy_websocket(world.server.url, world.note_id, world.cookie(Role.OBSERVER))
+    reader = world.client(Role.EDITOR)
+    writer = world.client(Role.PARTICIPANT)
+    writer.insert(0, "first")
+    wait_for(lambda: reader.value() == "first", message="the reader, after the old client")
+    writer.insert(5, ", second")
+    wait_for(lambda: reader.value() == "first, second", message="a second broadcast")
+    legacy.close()
+    reader.close()
+    writer.close()

@@ -51,11 +51,16 @@ def write_broadcasts_directly() -> None:
     socketios_emit = Manager.emit
 
     def websocket_handler(self, ws):
-        self.websocket = ws
+        # Of two WebSockets of one session at once (a misbehaving client), only the first
+        # is written to directly; once it ends, broadcasts go through the session's queue.
+        ours = getattr(self, "websocket", None) is None
+        if ours:
+            self.websocket = ws
         try:
             return engineios_handler(self, ws)
         finally:
-            self.websocket = None
+            if ours:
+                self.websocket = None
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kw):
         if callback is not None or namespace not in self.rooms:
@@ -97,10 +102,11 @@ def write_broadcasts_directly() -> None:
 def idle_websocket(socket):
     """Return the eventlet WebSocket of an Engine.IO socket that sends nothing now, or None."""
     from eventlet.greenio import GreenSocket
+    from eventlet.websocket import RFC6455WebSocket
 
     websocket = getattr(socket, "websocket", None)
     if (
-        websocket is None
+        not isinstance(websocket, RFC6455WebSocket)  # None, or the old draft protocol's
         or not socket.upgraded
         or socket.upgrading
         or socket.closing
