@@ -468,7 +468,7 @@ class HeldJoinAnswer:
         self.to_page.send(self.held[0])
 
 
-def wait_for(page, condition, what: str) -> None:
+def run_routes_until(page, condition, what: str) -> None:
     """Let Playwright run the page's routing until `condition()` holds."""
     for _ in range(WAIT_LIMIT_MS // 50):
         if condition():
@@ -491,12 +491,14 @@ def test_a_change_broadcast_before_the_join_answer_is_not_lost(browser, live_ses
     proxy = HeldJoinAnswer()
     paul.route_web_socket(re.compile(r"/socket\.io/"), proxy.route)
     paul.goto(path)
-    wait_for(paul, lambda: proxy.held, "the server's answer to Paul's join")
+    run_routes_until(paul, lambda: proxy.held, "the server's answer to Paul's join")
     assert '"phase":"prepare"' in proxy.held[0].replace(" ", "")
 
     click_phase(fiona, "Next: Collect")
     expect_phase([fiona], "Collect")
-    wait_for(paul, lambda: any("session-state" in frame for frame in proxy.events), "the change")
+    run_routes_until(
+        paul, lambda: any("session-state" in frame for frame in proxy.events), "the change"
+    )
     proxy.release()
     expect_phase([paul], "Collect")
     expect(paul.locator("#room-post")).to_be_visible()
