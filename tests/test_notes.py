@@ -76,6 +76,76 @@ def test_compaction_merges_the_log_and_keeps_a_first_version(app, make):
     assert len(world.versions()) == 1
 
 
+def test_a_kept_document_reads_the_text_of_each_compaction_as_a_fresh_merge_would(app, make):
+    world = NoteWorld(app, make)
+    document = services.CompactedDocument()
+    pauses = []
+
+    def compact_with_the_kept_document() -> str:
+        with app.app_context():
+            compaction = services.prepare_compaction(
+                world.note_id, pause=lambda: pauses.append(1), document=document
+            )
+            services.store_compaction(compaction)
+            db.session.commit()
+            assert compaction.text == services.text_of_update(compaction.state)
+            return compaction.text
+
+    # More updates than one step, some waiting for an update logged after them.
+    other = Doc()
+    first = typed(other, lambda text: text.insert(0, "[first]"))
+    waiting = typed(other, lambda text: text.insert(7, "[built on first]"))
+    world.write(lambda text: text.insert(0, "start "))
+    with app.app_context():
+        services.append_update(world.note_id, waiting, {world.writer})
+        db.session.commit()
+    for index in range(services.COMPACTION_STEP + 10):
+        world.write(lambda text, index=index: text.insert(len(text), f"<{index}>"))
+    text = compact_with_the_kept_document()
+    assert "[built on first]" not in text and text.endswith(f"<{services.COMPACTION_STEP + 9}>")
+    assert len(pauses) >= 4  # the merge and the integration went step by step
+    kept = document.doc
+
+    with app.app_context():
+        services.append_update(world.note_id, first, {world.writer})
+        db.session.commit()
+    assert "[first][built on first]" in compact_with_the_kept_document()
+    assert document.doc is kept  # only the new update was integrated
+
+    # A compaction not stored (another process stored one first) leaves the document right.
+    world.write(lambda text: text.insert(0, "A "))
+    with app.app_context():
+        services.prepare_compaction(world.note_id, document=document)
+    world.write(lambda text: text.insert(0, "B "))
+    assert compact_with_the_kept_document().startswith("B A start ")
+    assert document.doc is kept
+
+    # Another process compacted updates that the kept document never saw: it starts afresh.
+    world.write(lambda text: text.insert(0, "C "))
+    world.compact()
+    world.write(lambda text: text.insert(0, "D "))
+    assert compact_with_the_kept_document() == world.text()
+    assert world.text().startswith("D C B A start ") and "[first][built on first]" in world.text()
+    assert document.doc is not kept
+
+
+def test_a_kept_document_starts_afresh_after_a_panic(app, make):
+    world = NoteWorld(app, make)
+    document = services.CompactedDocument()
+    world.write(lambda text: text.insert(0, "fine"))
+    with app.app_context():
+        services.compact_note(world.note_id)
+        db.session.commit()
+        rows = [type("Row", (), {"seq": 99, "update": b"\x01\xff\xff\xff"})()]
+        try:
+            document.text_after(b"", 0, rows, lambda: None)
+        except BaseException as error:  # noqa: BLE001 - pycrdt's panic is a BaseException
+            assert type(error).__name__ in {"PanicException", "ValueError"}
+        else:
+            raise AssertionError("pycrdt took bytes that are no update")
+    assert document.seq is None
+
+
 def test_saving_restoring_and_comparing_versions(client, auth, make, app):
     world = NoteWorld(app, make)
     world.write(lambda text: text.insert(0, "The quick brown fox"))

@@ -108,6 +108,8 @@ class Room:
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
+        # The database's document as of the last compaction (not this cache, which runs ahead).
+        self.compacted = services.CompactedDocument()
 
     def new_document(self) -> None:
         """Start the cache afresh: an empty document, with nothing known or waiting."""
@@ -621,7 +623,9 @@ def compact(room: Room) -> None:
     clients are not held up while it runs; only the short write at the end blocks.
     """
     try:
-        compaction = services.prepare_compaction(room.note_id, pause=lambda: socketio.sleep(0))
+        compaction = services.prepare_compaction(
+            room.note_id, pause=lambda: socketio.sleep(0), document=room.compacted
+        )
         if compaction is not None:
             services.store_compaction(compaction)
             db.session.commit()

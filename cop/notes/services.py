@@ -140,28 +140,92 @@ class Compaction:
     contributors: set[int]
 
 
-def prepare_compaction(note_id: int, pause: Callable[[], None] = lambda: None) -> Compaction | None:
+def prepare_compaction(
+    note_id: int,
+    pause: Callable[[], None] = lambda: None,
+    document: "CompactedDocument | None" = None,
+) -> Compaction | None:
     """Merge a note's state and log in memory; None when the log is empty.
 
     This is the slow part of a compaction (tens of milliseconds on a busy note). It holds
     no lock, and calls `pause` between its steps: the live server passes a function that
-    lets its other work run meanwhile.
+    lets its other work run meanwhile, and a `document` it keeps between compactions, from
+    which the text is read without integrating the whole state again.
     """
     state, state_seq, rows = read_state_and_log(note_id)
     if not rows:
         return None
     pause()
-    parts = ([state] if state else []) + [row.update for row in rows]
-    merged = merge_updates(*parts) if len(parts) > 1 else parts[0]
+    merged = merge_in_steps([state] if state else [], [row.update for row in rows], pause)
+    if document is not None:
+        text = document.text_after(state, state_seq, rows, pause)
+    else:
+        text = text_of_update(merged)
     pause()
     return Compaction(
         note_id=note_id,
         base_seq=state_seq,
         last_seq=rows[-1].seq,
         state=merged,
-        text=text_of_update(merged),
+        text=text,
         contributors={author for row in rows for author in row.author_ids},
     )
+
+
+# How many logged updates one step of a compaction merges or integrates. A busy note logs
+# a few hundred between two compactions; a step of this many takes about a millisecond.
+COMPACTION_STEP = 50
+
+
+def merge_in_steps(state: list[bytes], updates: list[bytes], pause: Callable[[], None]) -> bytes:
+    """Merge a state (an empty list, or one update) with logged updates, a step at a time.
+
+    Merging is associative: the updates are merged in groups, `pause` is called after each
+    group, and the groups are then merged with the state. One call over hundreds of updates
+    and a large state held the live server for about 10 ms (docs/performance.md).
+    """
+    groups = []
+    for start in range(0, len(updates), COMPACTION_STEP):
+        group = updates[start : start + COMPACTION_STEP]
+        groups.append(merge_updates(*group) if len(group) > 1 else group[0])
+        pause()
+    parts = state + groups
+    return merge_updates(*parts) if len(parts) > 1 else parts[0]
+
+
+class CompactedDocument:
+    """A note's document as of its last compaction, kept by the live server between them.
+
+    Reading the text of a merged state means integrating the whole state in a new
+    document: several milliseconds for a busy note, in one call that lets no other green
+    thread run. With this kept, a compaction integrates only what was logged since the
+    previous one. The document holds exactly the log up to `seq`: the state at a seq is the
+    merge of every update logged up to it, whoever compacted it, and integrating an update
+    twice changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self.seq: int | None = None  # None: nothing integrated yet
+
+    def text_after(self, state: bytes, state_seq: int, rows: list[Row], pause) -> str:
+        """Integrate what a compaction read (the state at `state_seq`, then `rows`); its text."""
+        try:
+            if self.seq is None or self.seq < state_seq:
+                # The first compaction, or another process compacted updates not seen here.
+                self.doc = Doc()
+                self.text = self.doc.get(TEXT_NAME, type=Text)
+                if state:
+                    self.doc.apply_update(state)
+                    pause()
+            for index, row in enumerate(rows, start=1):
+                self.doc.apply_update(row.update)
+                if index % COMPACTION_STEP == 0:
+                    pause()
+        except BaseException:  # a pycrdt panic derives from BaseException: start afresh next time
+            self.seq = None
+            raise
+        self.seq = rows[-1].seq
+        return str(self.text)
 
 
 def store_compaction(compaction: Compaction, automatic_version: bool = True) -> Note | None:
