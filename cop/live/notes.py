@@ -384,7 +384,9 @@ def on_sync_step_1(registry: LiveNotes, namespace: str, sid: str, state_vector=N
     with room.lock:
         try:
             return room.doc.get_update(bytes(state_vector))
-        except BaseException:  # noqa: BLE001 - a pycrdt panic is a BaseException
+        except BaseException as error:  # noqa: BLE001 - a pycrdt panic is a BaseException
+            if not services.is_pycrdt_refusal(error):
+                raise
             log.info("refused a malformed state vector on %s", namespace)
             return room.doc.get_update()
 
@@ -455,7 +457,9 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
             return refuse(registry, connection, "note_too_large")
         try:
             room.apply(update, summary)
-        except BaseException:  # noqa: BLE001 - pycrdt panics derive from BaseException
+        except BaseException as error:  # noqa: BLE001 - a pycrdt panic is a BaseException
+            if not services.is_pycrdt_refusal(error):
+                raise
             log.warning("pycrdt refused an update on %s", namespace, exc_info=True)
             return refuse(registry, connection, "malformed_update")
         room.pending_updates.append((update, connection.user_id, sid))
@@ -590,8 +594,8 @@ def catch_up_for_waiting(room: Room) -> None:
     try:
         room.catch_up()
     except BaseException as error:  # noqa: BLE001 - a pycrdt panic must not stop the flusher
-        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
-            raise  # the green thread is being stopped
+        if not services.is_pycrdt_refusal(error):
+            raise
         db.session.rollback()
         log.exception("could not catch up note %s with the database", room.note_id)
 

@@ -59,6 +59,16 @@ def text_of_update(update: bytes) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
 
 
+def is_pycrdt_refusal(error: BaseException) -> bool:
+    """Whether pycrdt raised `error` over input it could not take (not a thread being stopped).
+
+    pycrdt refuses bad bytes with an Exception or, from deep in its Rust code, with a
+    PanicException, which derives from BaseException and so escapes `except Exception`.
+    A green thread being stopped (GreenletExit, also a BaseException) must go through.
+    """
+    return isinstance(error, Exception) or type(error).__name__ == "PanicException"
+
+
 def append_update(note_id: int, change: bytes, author_ids: set[int]) -> None:
     """Append an accepted update to a note's log, with who wrote it, and mark the note active.
 
