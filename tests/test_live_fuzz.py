@@ -823,3 +823,26 @@ def test_updates_sent_out_of_order_cannot_pass_the_note_size_limit(app, make, st
     assert [error["error"] for error in mallory.errors] == ["note_too_large"]
     assert world.stored_text() == "a" + "x" * 90
     mallory.close()
+
+
+def test_deleted_text_makes_room_under_the_note_size_limit(app, make, start_server):  # noqa: F811
+    world = LiveWorld(app, make, start_server, LIVE_MAX_NOTE_BYTES="100")
+    doc = Doc()
+    text = doc.get("markdown", type=Text)
+
+    def change(edit) -> bytes:
+        before = doc.get_state()
+        edit()
+        return doc.get_update(before)
+
+    mallory = world.client()
+    mallory.send(change(lambda: text.insert(0, "x" * 90)))
+    mallory.send(change(lambda: text.__delitem__(slice(0, 90))))
+    mallory.send(change(lambda: text.insert(0, "y" * 90)))  # 180 bytes inserted, 90 kept
+    wait_for(lambda: world.stored_text() == "y" * 90, message="the second insertion logged")
+    assert mallory.errors == []
+    mallory.send(change(lambda: text.insert(90, "z" * 20)))  # 110 bytes: over
+    wait_for(lambda: mallory.errors, message="the insertion refused")
+    assert [error["error"] for error in mallory.errors] == ["note_too_large"]
+    assert world.stored_text() == "y" * 90
+    mallory.close()

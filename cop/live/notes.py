@@ -125,6 +125,9 @@ class Room:
         # size limit.
         self.waiting: dict[int, set[Run]] = {}
         self.waiting_bytes = 0
+        # An upper bound of the text's UTF-8 bytes: the last measure plus every insertion
+        # applied since. Measuring takes a pycrdt transaction, 3 % of a busy note's CPU.
+        self.text_bytes_at_most = 0
         # The ids of the document's text that hold the second half of a character (see
         # UpdateSummary.splits_a_character).
         self.second_halves: set[tuple[int, int]] = set()
@@ -141,8 +144,11 @@ class Room:
             # What the log holds aside counts once, when the note is opened; later, the
             # process whose client sent it counts it.
             opening = self.applied_seq == -1
-            for update in updates:
-                self.doc.apply_update(update)
+            try:
+                for update in updates:
+                    self.doc.apply_update(update)
+            finally:
+                self.text_bytes_at_most = len(self.text)
             self.applied_seq = max(self.applied_seq, state_seq, rows[-1].seq if rows else 0)
             self._account(summaries, count_waiting=opening)
 
@@ -152,6 +158,7 @@ class Room:
         Call with the lock held. pycrdt may raise, even a panic deriving from BaseException.
         """
         self.doc.apply_update(update)
+        self.text_bytes_at_most += summary.inserted_bytes
         self._account([summary])
 
     def _integrated(self, event) -> None:
@@ -451,8 +458,11 @@ def accept_update(registry: LiveNotes, sid: str, namespace: str, update: bytes) 
     with room.lock:
         if summary.splits_a_character(room.state_vector, room.second_halves):
             return refuse(registry, connection, "malformed_update")
-        # pycrdt measures text in UTF-8 bytes, like the limit.
-        size = len(room.text) + room.waiting_bytes + summary.inserted_bytes
+        # pycrdt measures text in UTF-8 bytes, like the limit; the bound decides when it can.
+        size = room.text_bytes_at_most + room.waiting_bytes + summary.inserted_bytes
+        if size > registry.max_note_bytes:
+            room.text_bytes_at_most = len(room.text)
+            size = room.text_bytes_at_most + room.waiting_bytes + summary.inserted_bytes
         if size > registry.max_note_bytes:
             return refuse(registry, connection, "note_too_large")
         try:
