@@ -215,15 +215,22 @@ class CompactedDocument:
     """
 
     def __init__(self) -> None:
+        self.start_afresh()
+
+    def start_afresh(self) -> None:
+        """Forget everything integrated so far."""
+        self.doc = Doc()
+        self.text = self.doc.get(TEXT_NAME, type=Text)
         self.seq: int | None = None  # None: nothing integrated yet
 
-    def text_after(self, state: bytes, state_seq: int, rows: list[Row], pause) -> str:
+    def text_after(
+        self, state: bytes, state_seq: int, rows: list[Row], pause: Callable[[], None]
+    ) -> str:
         """Integrate what a compaction read (the state at `state_seq`, then `rows`); its text."""
         try:
             if self.seq is None or self.seq < state_seq:
                 # The first compaction, or another process compacted updates not seen here.
-                self.doc = Doc()
-                self.text = self.doc.get(TEXT_NAME, type=Text)
+                self.start_afresh()
                 if state:
                     self.doc.apply_update(state)
                     pause()
