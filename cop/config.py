@@ -41,6 +41,8 @@ class Config:
     """Settings read from the environment, with defaults for `make run`."""
 
     SQLALCHEMY_DATABASE_URI = _database_url()
+    # A PostgreSQL connection left in the pool may have been dropped by the server or the
+    # network: it is tested before use (not on SQLite, see create_app).
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
     # The Redis Pub/Sub channel of Socket.IO broadcasts: distinct per site sharing a Redis.

@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
+from cop import create_app
 from cop.auth.models import User
 from cop.communities.models import Community, Membership
+from cop.config import Config
 from cop.extensions import db
-from tests.conftest import PASSWORD, csrf_token_from
+from tests.conftest import PASSWORD, TEST_DATABASE_URL, csrf_token_from
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,6 +144,29 @@ def test_healthz_answers_503_when_the_database_is_down(app, client):
             down.dispose()
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable"
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="TEST_DATABASE_URL is not set (PostgreSQL)")
+def test_a_postgresql_connection_dropped_by_the_server_is_replaced(app, client):
+    with app.app_context():
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.commit()  # the connection goes back to the pool
+        assert db.engine.pool.checkedin() == 1
+        with create_engine(TEST_DATABASE_URL).connect() as other:
+            assert other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json()["database"] == "ok"
+    with app.app_context():
+        assert db.session.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_connections_to_a_sqlite_file_are_not_tested_on_each_use(tmp_path):
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}", "SECRET_KEY": "x"}
+    )
+    with app.app_context():
+        assert db.engine.pool._pre_ping is False  # a SELECT 1 per request and per live window
+    assert Config.SQLALCHEMY_ENGINE_OPTIONS == {"pool_pre_ping": True}  # for other apps
 
 
 @pytest.mark.parametrize(
