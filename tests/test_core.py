@@ -152,8 +152,15 @@ def test_a_postgresql_connection_dropped_by_the_server_is_replaced(app, client):
         pid = db.session.scalar(text("SELECT pg_backend_pid()"))
         db.session.commit()  # the connection goes back to the pool
         assert db.engine.pool.checkedin() == 1
-        with create_engine(TEST_DATABASE_URL).connect() as other:
-            assert other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other = create_engine(TEST_DATABASE_URL)
+        try:
+            with other.connect() as connection:
+                terminated = connection.scalar(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                )
+        finally:
+            other.dispose()
+        assert terminated
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json()["database"] == "ok"
     with app.app_context():
