@@ -66,6 +66,10 @@ class StalledReader:
         self.doc = Doc()
         self.text = self.doc.get("markdown", type=Text)
         self.updates = 0
+        # Once the server has answered the join, this client is in the note's room: every
+        # broadcast from then on is meant for it too.
+        self.joined = False
+        self.read_until(lambda: self.joined)
 
     def read_until(self, condition) -> None:
         """Read frames, applying each `sync-update`, until `condition()` holds."""
@@ -81,6 +85,8 @@ class StalledReader:
                 if event == "sync-update":
                     self.doc.apply_update(attachment)
                     self.updates += 1
+            elif frame.startswith("40" + self.namespace + ","):
+                self.joined = True
             else:
                 assert isinstance(frame, str), f"bytes without their event: {frame[:40]!r}"
 
