@@ -166,7 +166,7 @@ def prepare_compaction(
     if not rows:
         return None
     pause()
-    merged = merge_in_steps([state] if state else [], [row.update for row in rows], pause)
+    merged = merge_in_steps(state, [row.update for row in rows], pause)
     if document is not None:
         text = document.text_after(state, state_seq, rows, pause)
     else:
@@ -187,8 +187,8 @@ def prepare_compaction(
 COMPACTION_STEP = 50
 
 
-def merge_in_steps(state: list[bytes], updates: list[bytes], pause: Callable[[], None]) -> bytes:
-    """Merge a state (an empty list, or one update) with logged updates, a step at a time.
+def merge_in_steps(state: bytes, updates: list[bytes], pause: Callable[[], None]) -> bytes:
+    """Merge a note's state (empty for a new note) with logged updates, a step at a time.
 
     Merging is associative: the updates are merged in groups, `pause` is called after each
     group, and the groups are then merged with the state. One call over hundreds of updates
@@ -199,7 +199,7 @@ def merge_in_steps(state: list[bytes], updates: list[bytes], pause: Callable[[],
         group = updates[start : start + COMPACTION_STEP]
         groups.append(merge_updates(*group) if len(group) > 1 else group[0])
         pause()
-    parts = state + groups
+    parts = ([state] if state else []) + groups
     return merge_updates(*parts) if len(parts) > 1 else parts[0]
 
 
