@@ -99,9 +99,13 @@ def test_a_client_that_stops_reading_holds_up_nobody_and_gets_everything(app, ma
     stalled = StalledReader(world.server.url, world.note_id, world.cookie(Role.OBSERVER))
     reader = world.client(Role.EDITOR)
     writer = world.client(Role.PARTICIPANT)
-    # About 6 MB for each client: far more than the stalled client's connection holds.
+    # About 6 MB for each client: far more than the stalled client's connection holds. The
+    # reader gets each block before the next is written, so the blocks are broadcast one by
+    # one (the server would otherwise merge what it receives at once into one broadcast).
     for round_ in range(30):
-        writer.insert(0, f"{round_:02}" * 100_000)
+        block = f"{round_:02}" * 100_000
+        writer.insert(0, block)
+        wait_for(lambda: reader.value() == block, message="the reader, while one client stalls")
         writer.edit(lambda text: text.__delitem__(slice(0, 200_000)))
     writer.insert(0, "the end")
     wait_for(lambda: reader.value() == "the end", message="the reader, while one client stalls")
