@@ -105,7 +105,7 @@ def test_a_client_that_stops_reading_holds_up_nobody_and_gets_everything(app, ma
     for round_ in range(30):
         block = f"{round_:02}" * 100_000
         writer.insert(0, block)
-        wait_for(lambda: reader.value() == block, message="the reader, while one client stalls")
+        wait_for(lambda b=block: reader.value() == b, message="the reader, while one client stalls")
         writer.edit(lambda text: text.__delitem__(slice(0, 200_000)))
     writer.insert(0, "the end")
     wait_for(lambda: reader.value() == "the end", message="the reader, while one client stalls")
