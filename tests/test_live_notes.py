@@ -2,10 +2,11 @@
 
 import os
 import signal
+import time
 
 import pytest
 from pycrdt import Doc, Map, Text
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cop import ROOT
 from cop.communities.models import Community, Role
@@ -96,6 +97,31 @@ def test_an_update_is_logged_before_anyone_receives_it(world):
     # Bob has it, so the database must hold it already (no compaction needed to see it).
     assert world.stored_text() == "persisted first"
     alice.close(), bob.close()
+
+
+def test_edits_the_database_cannot_take_wait_for_it_and_are_then_logged_and_sent(world):
+    alice, bob = world.client(), world.client()
+    alice.insert(0, "before ")
+    wait_for(lambda: bob.value() == "before ")
+    # A database that refuses the log's writes (its table is gone for a while).
+    rename_log_table(world, "note_update", "note_update_away")
+    try:
+        alice.insert(7, "during ")
+        wait_for(lambda: "could not log" in world.server.log(), message="a refused write")
+        time.sleep(0.3)
+        assert bob.value() == "before "  # nothing is sent that is not logged
+    finally:
+        rename_log_table(world, "note_update_away", "note_update")
+    alice.insert(14, "after")
+    wait_for(lambda: bob.value() == "before during after", message="the edits, once logged")
+    assert world.stored_text() == "before during after"
+    alice.close(), bob.close()
+
+
+def rename_log_table(world: LiveWorld, old: str, new: str) -> None:
+    with world.app.app_context():
+        db.session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+        db.session.commit()
 
 
 def test_a_late_joiner_and_a_reconnecting_client_lose_nothing(world):

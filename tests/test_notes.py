@@ -13,7 +13,7 @@ from cop.auth.models import User
 from cop.communities.models import Community, Role
 from cop.extensions import db
 from cop.notes import services
-from cop.notes.models import Note, NoteVersion
+from cop.notes.models import Note, NoteUpdate, NoteVersion
 
 
 def typed(doc: Doc, change) -> bytes:
@@ -145,6 +145,34 @@ def test_a_kept_document_starts_afresh_after_pycrdt_refuses_an_update(app, make)
     with pytest.raises(ValueError):
         document.text_after(b"", 0, [truncated], lambda: None)
     assert document.seq is None
+
+
+def test_a_live_window_is_logged_as_the_session_would_log_it(app, make):
+    world = NoteWorld(app, make)
+    first = typed(world.doc, lambda text: text.insert(0, "Ordre du jour"))
+    second = typed(world.doc, lambda text: text.insert(0, "# "))
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        created = note.last_activity_at
+        db.session.rollback()  # let the driver's connection write the note's row
+
+        services.log_live_window(world.note_id, first, {world.observer, world.writer}, True)
+        marked = db.session.get(Note, world.note_id).last_activity_at
+        db.session.rollback()
+        services.log_live_window(world.note_id, second, {world.writer}, False)
+
+        rows = db.session.execute(
+            select(NoteUpdate.update, NoteUpdate.author_ids, NoteUpdate.created_at)
+            .filter_by(note_id=world.note_id)
+            .order_by(NoteUpdate.seq)
+        ).all()
+        assert [(row.update, row.author_ids) for row in rows] == [
+            (first, sorted([world.observer, world.writer])),
+            (second, [world.writer]),
+        ]
+        assert created < marked == rows[0].created_at <= rows[1].created_at
+        assert db.session.get(Note, world.note_id).last_activity_at == marked  # not marked again
+    assert world.text() == "# Ordre du jour"
 
 
 def test_pycrdt_refusals_are_told_apart_from_a_green_thread_being_stopped():

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 NAMESPACE = re.compile(r"^/yjs\|note-(\d+)$")
 EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what a client sends when it lacks nothing
 ALLOWED_CONTENT = {"string", "deleted", "format", "embed"}
+# A busy note's activity time (which orders the community's notes) is written this often.
+MARK_ACTIVE_EVERY_SECONDS = 10
+# Updates the database refused are offered to it again after this long.
+LOG_RETRY_SECONDS = 1
 COLOURS = (
     "#1f77b4",
     "#d62728",
@@ -108,6 +112,9 @@ class Room:
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
+        self.logging_failed = False  # the database refused the last window's updates
+        # When this process last wrote the note's activity time (time.monotonic()).
+        self.marked_active_at = -MARK_ACTIVE_EVERY_SECONDS
         # The database's document as of the last compaction (not this cache, which runs ahead).
         self.compacted = services.CompactedDocument()
 
@@ -539,7 +546,10 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
         while True:
             # Each broadcast costs a send per client: in a crowded room, fewer and larger
             # broadcasts keep the fan-out within what one process can send.
-            socketio.sleep(max(shortest_window, len(room.sids) / deliveries_per_second))
+            if room.logging_failed:
+                socketio.sleep(LOG_RETRY_SECONDS)
+            else:
+                socketio.sleep(max(shortest_window, len(room.sids) / deliveries_per_second))
             with app.app_context():
                 flushed = flush(registry, room)
                 if room.waiting:
@@ -564,28 +574,38 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
 
 
 def flush(registry: LiveNotes, room: Room) -> bool:
-    """Log the pending updates merged, as one row, then broadcast that row to the room."""
+    """Log the pending updates merged, as one row, then broadcast that row to the room.
+
+    Updates the database does not take are not broadcast: they wait, in order, for the next
+    attempt (`room.logging_failed` makes the flusher wait longer before it).
+    """
     with room.lock:
         updates, room.pending_updates = room.pending_updates, []
         awareness, room.pending_awareness = room.pending_awareness, {}
     if updates:
         merged = merge_updates(*[u for u, _, _ in updates]) if len(updates) > 1 else updates[0][0]
+        now = time.monotonic()
+        mark_active = now - room.marked_active_at >= MARK_ACTIVE_EVERY_SECONDS
         try:
-            services.append_update(room.note_id, merged, {user for _, user, _ in updates})
-            db.session.commit()
+            services.log_live_window(
+                room.note_id, merged, {user for _, user, _ in updates}, mark_active
+            )
+            room.logging_failed = False
         except Exception:
-            db.session.rollback()
             log.exception("could not log %d updates of note %s", len(updates), room.note_id)
-            # The cache holds what the database does not: rebuild it, and ask every client
-            # for what the server lacks so their edits come back to be logged.
-            reset(registry, room)
-            return True
-        # applied_seq is left to catch_up(): other processes may have logged updates between
-        # this cache's last catch-up and these, and jumping past them would hide them.
-        room.needs_compaction = True
-        senders = {sid for _, _, sid in updates}
-        skip = senders.pop() if len(senders) == 1 else None
-        socketio.server.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
+            with room.lock:
+                room.pending_updates[:0] = updates
+            room.logging_failed = True
+        if not room.logging_failed:
+            if mark_active:
+                room.marked_active_at = now
+            # applied_seq is left to catch_up(): other processes may have logged updates
+            # between this cache's last catch-up and these, and jumping past them would
+            # hide them.
+            room.needs_compaction = True
+            senders = {sid for _, _, sid in updates}
+            skip = senders.pop() if len(senders) == 1 else None
+            socketio.server.emit("sync-update", merged, namespace=room.namespace, skip_sid=skip)
     if awareness:
         entries = list(awareness.values())
         message = encode_awareness(entries)
@@ -608,26 +628,6 @@ def catch_up_for_waiting(room: Room) -> None:
             raise
         db.session.rollback()
         log.exception("could not catch up note %s with the database", room.note_id)
-
-
-def reset(registry: LiveNotes, room: Room) -> None:
-    """Rebuild the room's cache from the database and resync every client of this process."""
-    with room.lock:
-        room.new_document()
-        room.applied_seq = -1
-    room.catch_up()
-    with room.lock:
-        state_vector = room.doc.get_state()
-        sids = list(room.sids)
-    for sid in sids:
-
-        def receive_missing(update=None, sid=sid):
-            if isinstance(update, (bytes, bytearray)):
-                accept_update(registry, sid, room.namespace, bytes(update))
-
-        socketio.emit(
-            "sync-step-1", state_vector, to=sid, namespace=room.namespace, callback=receive_missing
-        )
 
 
 def compact(room: Room) -> None:
