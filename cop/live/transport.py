@@ -42,8 +42,11 @@ def write_broadcasts_directly() -> None:
     (`Manager.emit`, `Socket._websocket_handler`, the WebSocket's `_sendlock` and
     `_pack_message`); every test against a real server goes through it.
     """
+    import eventlet
     from engineio import packet as eio_packet
     from engineio.socket import Socket
+    from eventlet.greenio import GreenSocket
+    from eventlet.websocket import RFC6455WebSocket
     from socketio import packet
     from socketio.manager import Manager
 
@@ -51,9 +54,16 @@ def write_broadcasts_directly() -> None:
     socketios_emit = Manager.emit
 
     def websocket_handler(self, ws):
-        # Of two WebSockets of one session at once (a misbehaving client), only the first
-        # is written to directly; once it ends, broadcasts go through the session's queue.
-        ours = getattr(self, "websocket", None) is None
+        # Only a plain eventlet WebSocket of the RFC can be written to directly: not the old
+        # draft protocol's, not one with permessage-deflate (frames differ per client), not
+        # one over TLS. Of two WebSockets of one session at once (a misbehaving client), only
+        # the first; once it ends, broadcasts go through the session's queue.
+        ours = (
+            getattr(self, "websocket", None) is None
+            and isinstance(ws, RFC6455WebSocket)
+            and not ws.extensions
+            and type(ws.socket) is GreenSocket
+        )
         if ours:
             self.websocket = ws
         try:
@@ -82,14 +92,25 @@ def write_broadcasts_directly() -> None:
         ]
         frames = None
         sockets = self.server.eio.sockets
+        # This loop runs for every client of a busy room many times a second: what it checks
+        # per client is kept to what can change while the WebSocket is open.
         for sid, eio_sid in self.get_participants(namespace, to or room):
             if sid in skipped:
                 continue
-            websocket = idle_websocket(sockets.get(eio_sid))
-            if websocket is not None:
+            socket = sockets.get(eio_sid)
+            websocket = getattr(socket, "websocket", None)
+            if (
+                websocket is not None
+                and socket.upgraded
+                and not socket.upgrading
+                and not socket.closing
+                and not socket.closed
+                and not websocket.websocket_closed
+                and socket.queue.empty()
+            ):
                 if frames is None:
                     frames = b"".join(websocket._pack_message(p.encode()) for p in packets)
-                if write_without_waiting(websocket, frames):
+                if write_without_waiting(websocket, frames, eventlet.spawn_n):
                     continue
             for each in packets:
                 self.server._send_eio_packet(eio_sid, each)
@@ -99,50 +120,27 @@ def write_broadcasts_directly() -> None:
     Manager.emit = emit
 
 
-def idle_websocket(socket):
-    """Return the eventlet WebSocket of an Engine.IO socket that sends nothing now, or None."""
-    from eventlet.greenio import GreenSocket
-    from eventlet.websocket import RFC6455WebSocket
-
-    websocket = getattr(socket, "websocket", None)
-    if (
-        not isinstance(websocket, RFC6455WebSocket)  # None, or the old draft protocol's
-        or not socket.upgraded
-        or socket.upgrading
-        or socket.closing
-        or socket.closed
-        or not socket.queue.empty()
-        or websocket.websocket_closed
-        or websocket.extensions  # permessage-deflate: frames differ per client
-        or type(websocket.socket) is not GreenSocket  # TLS, or not eventlet's
-    ):
-        return None
-    return websocket
-
-
-def write_without_waiting(websocket, frames: bytes) -> bool:
+def write_without_waiting(websocket, frames: bytes, spawn) -> bool:
     """Write `frames` to an idle WebSocket; False if someone is writing to it.
 
-    The WebSocket's send lock is free and nobody waits for it, so taking it does not wait.
-    What the socket does not take at once is written by a green thread that keeps the lock
-    until it is done: no other frame can come between these.
+    Nobody holds the WebSocket's send lock or waits for it, and nothing can take it before
+    the non-blocking send below returns (green threads only switch when one waits), so the
+    send needs no lock. What the socket does not take at once is written by a green thread
+    (`spawn`) that takes the lock, free as it is, and keeps it until it is done: no other
+    frame can come between these.
     """
-    import eventlet
-
     lock = websocket._sendlock
     if lock.counter <= 0 or lock._waiters:
         return False
-    lock.acquire()
     try:
         sent = websocket.socket.fd.send(frames)
     except BlockingIOError:
         sent = 0
     except OSError:
-        sent = len(frames)  # the client is gone: its reader closes the Engine.IO socket
-    if sent >= len(frames):
-        lock.release()
-    else:
-        eventlet.spawn_n(_write_the_rest, websocket, memoryview(frames)[sent:])
+        return True  # the client is gone: its reader closes the Engine.IO socket
+    if sent < len(frames):
+        lock.acquire()
+        spawn(_write_the_rest, websocket, memoryview(frames)[sent:])
     return True
 
 
