@@ -75,6 +75,10 @@ def register_extensions(app: Flask) -> None:
         channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=None,  # same origin only
         namespaces="*",  # one namespace per live document: /yjs|note-<id>
+        # Run each event's handler in the green thread that read it, in the order received,
+        # rather than in a green thread of its own: one spawn fewer per event, a twentieth
+        # of a busy note's CPU (docs/performance.md).
+        async_handlers=False,
     )
     app.wsgi_app = without_websocket_compression(app.wsgi_app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
