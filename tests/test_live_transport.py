@@ -1,21 +1,23 @@
 """The WebSocket layer under Socket.IO (cop/live/transport.py).
 
-The faster unmasking gives exactly what eventlet's own gives. Broadcasts written straight to
+The faster unmasking gives exactly what eventlet's own gives; reading ahead gives the bytes a
+socket carries, in order, as its own `recv` would. Broadcasts written straight to
 each client's socket reach a client that stopped reading whole (each event with its bytes,
 nothing between them) once it reads again, and meanwhile that client holds up nobody else.
 """
 
 import json
 import socket
+import threading
 
 import websocket
 from eventlet.websocket import RFC6455WebSocket
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
 from cop.communities.models import Role
-from cop.live.transport import unmask
+from cop.live.transport import ReadAhead, unmask
 from tests.live_client import WAIT_LIMIT, wait_for
 from tests.test_live_notes import LiveWorld
 from tests.test_server import start_server  # noqa: F401 - the fixture
@@ -44,6 +46,39 @@ def test_unmasking_twice_gives_the_frame_back():
 
     assert unmask(unmask(frame, b"\x01\x02\x03\x04"), b"\x01\x02\x03\x04") == frame
     assert unmask(frame, b"\x00\x00\x00\x00") == frame
+
+
+@settings(deadline=None)
+@given(
+    data=st.binary(max_size=3 * ReadAhead.CHUNK),
+    cuts=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK), max_size=8),
+    sizes=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK + 10), min_size=1),
+)
+def test_reading_ahead_gives_the_bytes_in_order_within_each_size(data, cuts, sizes):
+    reader, writer = socket.socketpair()
+
+    def write():  # in pieces, as a client's frames arrive; then the client goes
+        position = 0
+        for cut in [*cuts, len(data)]:
+            writer.sendall(data[position : position + cut])
+            position += cut
+        writer.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    recv = ReadAhead(reader.recv)
+    received = b""
+    for turn in range(len(data) + 1):
+        size = sizes[turn % len(sizes)]
+        piece = recv(size)
+        if len(received) == len(data):
+            assert piece == b""  # the peer has gone, and the buffer is empty
+            break
+        assert 1 <= len(piece) <= size
+        received += piece
+    thread.join()
+    reader.close(), writer.close()
+    assert received == data
 
 
 class StalledReader:

@@ -54,16 +54,15 @@ def write_broadcasts_directly() -> None:
     socketios_emit = Manager.emit
 
     def websocket_handler(self, ws):
-        # Only a plain eventlet WebSocket of the RFC can be written to directly: not the old
-        # draft protocol's, not one with permessage-deflate (frames differ per client), not
-        # one over TLS. Of two WebSockets of one session at once (a misbehaving client), only
-        # the first; once it ends, broadcasts go through the session's queue.
-        ours = (
-            getattr(self, "websocket", None) is None
-            and isinstance(ws, RFC6455WebSocket)
-            and not ws.extensions
-            and type(ws.socket) is GreenSocket
-        )
+        # Only a plain eventlet WebSocket of the RFC is read ahead and can be written to
+        # directly: not the old draft protocol's, not one over TLS; for direct writes, not
+        # one with permessage-deflate either (frames differ per client). Of two WebSockets of
+        # one session at once (a misbehaving client), only the first is written to directly;
+        # once it ends, broadcasts go through the session's queue.
+        plain = isinstance(ws, RFC6455WebSocket) and type(ws.socket) is GreenSocket
+        if plain:
+            ws.socket.recv = ReadAhead(ws.socket.recv)
+        ours = plain and not ws.extensions and getattr(self, "websocket", None) is None
         if ours:
             self.websocket = ws
         try:
@@ -151,3 +150,31 @@ def _write_the_rest(websocket, rest) -> None:
         pass  # the client is gone: its reader closes the Engine.IO socket
     finally:
         websocket._sendlock.release()
+
+
+class ReadAhead:
+    """A socket's `recv` that takes what the socket holds at once and hands it out piece by piece.
+
+    eventlet reads an incoming frame's header, mask and payload with a `recv` each: three
+    system calls or more per frame, six or more per Socket.IO binary event (its text frame,
+    then its bytes). This reads up to 64 KiB whenever its buffer is empty and serves the
+    next reads from the buffer, returning at most `size` bytes each time as `recv` does.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, recv):
+        self.socket_recv = recv
+        self.buffer = b""
+        self.offset = 0
+
+    def __call__(self, size: int, flags: int = 0) -> bytes:
+        """Return at most `size` bytes: from the buffer, or else from the socket."""
+        if self.offset >= len(self.buffer):
+            data = self.socket_recv(max(size, self.CHUNK), flags)
+            if len(data) <= size:
+                return data  # all of it fits: nothing to keep (b"" when the peer has gone)
+            self.buffer, self.offset = data, 0
+        start = self.offset
+        self.offset = min(start + size, len(self.buffer))
+        return self.buffer[start : self.offset]
