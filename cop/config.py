@@ -91,8 +91,10 @@ class Config:
     LIVE_RIGHTS_CHECK_SECONDS = float(os.environ.get("LIVE_RIGHTS_CHECK_SECONDS", 2))
     LIVE_GROUP_COMMIT_SECONDS = float(os.environ.get("LIVE_GROUP_COMMIT_SECONDS", 0.005))
     # A crowded room's window widens so that it sends its clients about this many messages
-    # a second at most: 50 clients get an 8 ms window, 200 clients 33 ms (docs/performance.md).
-    LIVE_ROOM_DELIVERIES_PER_SECOND = float(os.environ.get("LIVE_ROOM_DELIVERIES_PER_SECOND", 6000))
+    # a second at most: 100 clients get a 10 ms window, 200 clients 20 ms (docs/performance.md).
+    LIVE_ROOM_DELIVERIES_PER_SECOND = float(
+        os.environ.get("LIVE_ROOM_DELIVERIES_PER_SECOND", 10000)
+    )
     LIVE_COMPACT_AFTER_IDLE_SECONDS = float(os.environ.get("LIVE_COMPACT_AFTER_IDLE_SECONDS", 2))
     LIVE_COMPACT_AT_LEAST_EVERY_SECONDS = float(
         os.environ.get("LIVE_COMPACT_AT_LEAST_EVERY_SECONDS", 5)
