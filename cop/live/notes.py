@@ -590,13 +590,13 @@ def flush(registry: LiveNotes, room: Room) -> bool:
             services.log_live_window(
                 room.note_id, merged, {user for _, user, _ in updates}, mark_active
             )
-            room.logging_failed = False
         except Exception:
             log.exception("could not log %d updates of note %s", len(updates), room.note_id)
             with room.lock:
                 room.pending_updates[:0] = updates
             room.logging_failed = True
-        if not room.logging_failed:
+        else:
+            room.logging_failed = False
             if mark_active:
                 room.marked_active_at = now
             # applied_seq is left to catch_up(): other processes may have logged updates

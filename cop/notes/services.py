@@ -88,15 +88,17 @@ def log_live_window(note_id: int, change: bytes, author_ids: set[int], mark_acti
     database driver directly: the live server runs this up to a couple of hundred times a
     second per busy note, and SQLAlchemy's execution layer was two thirds of its cost
     (docs/performance.md). The note's activity time is written only when `mark_active`
-    (the live server does it every few seconds); otherwise its row is only locked. Nothing
-    is written if any statement fails.
+    (the live server does it every 10 s); otherwise its row is only locked. Nothing is
+    written if any statement fails.
     """
     engine = db.engine
-    statements = _live_window_statements.get((engine.dialect.name, mark_active))
+    # By the dialect's class, which names the driver too: drivers differ in placeholders.
+    key = (type(engine.dialect), mark_active)
+    statements = _live_window_statements.get(key)
     if statements is None:
         first = _MARK_ACTIVE if mark_active else _LOCK_NOTE
         statements = [DriverStatement.compile(s, engine.dialect) for s in (first, _APPEND)]
-        _live_window_statements[engine.dialect.name, mark_active] = statements
+        _live_window_statements[key] = statements
     values = _log_values(note_id, change, author_ids)
     connection = engine.raw_connection()
     try:
@@ -132,7 +134,7 @@ _APPEND = insert(NoteUpdate.__table__).values(
     author_ids=bindparam("author_ids"),
     created_at=bindparam("now"),
 )
-_live_window_statements: dict[tuple[str, bool], list["DriverStatement"]] = {}
+_live_window_statements: dict[tuple[type, bool], list["DriverStatement"]] = {}
 
 
 @dataclass(frozen=True)
