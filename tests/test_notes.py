@@ -156,10 +156,12 @@ def test_a_live_window_is_logged_as_the_session_would_log_it(app, make):
         created = note.last_activity_at
         db.session.rollback()  # let the driver's connection write the note's row
 
-        services.log_live_window(world.note_id, first, {world.observer, world.writer}, True)
+        log = services.LiveLog()
+        log.append(world.note_id, first, {world.observer, world.writer}, True)
         marked = db.session.get(Note, world.note_id).last_activity_at
         db.session.rollback()
-        services.log_live_window(world.note_id, second, {world.writer}, False)
+        log.append(world.note_id, second, {world.writer}, False)
+        log.close()
 
         rows = db.session.execute(
             select(NoteUpdate.update, NoteUpdate.author_ids, NoteUpdate.created_at)

@@ -231,6 +231,7 @@ class LiveNotes:
             if config["REDIS_URL"]
             else None
         )
+        self.log = services.LiveLog()
         self.rooms: dict[int, Room] = {}
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
@@ -587,9 +588,7 @@ def flush(registry: LiveNotes, room: Room) -> bool:
         now = time.monotonic()
         mark_active = now - room.marked_active_at >= MARK_ACTIVE_EVERY_SECONDS
         try:
-            services.log_live_window(
-                room.note_id, merged, {user for _, user, _ in updates}, mark_active
-            )
+            registry.log.append(room.note_id, merged, {user for _, user, _ in updates}, mark_active)
         except Exception:
             log.exception("could not log %d updates of note %s", len(updates), room.note_id)
             with room.lock:
@@ -660,6 +659,7 @@ def flush_everything(app) -> None:
         for room in list(registry.rooms.values()):
             flush(registry, room)
             compact(room)
+        registry.log.close()
 
 
 def broadcast_update(note_id: int, update: bytes) -> None:

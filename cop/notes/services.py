@@ -1,6 +1,7 @@
 """Note rules: creation, the update log, compaction, versions."""
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,7 +74,7 @@ def append_update(note_id: int, change: bytes, author_ids: set[int]) -> None:
     """Append an accepted update to a note's log, with who wrote it, and mark the note active.
 
     The update joins the session's transaction: it commits with the caller's other changes
-    (a restored version, say). The live server logs through `log_live_window` instead.
+    (a restored version, say). The live server logs through `LiveLog` instead.
     """
     connection = db.session.connection()
     values = _log_values(note_id, change, author_ids)
@@ -81,36 +82,62 @@ def append_update(note_id: int, change: bytes, author_ids: set[int]) -> None:
         connection.execute(statement, values)
 
 
-def log_live_window(note_id: int, change: bytes, author_ids: set[int], mark_active: bool) -> None:
-    """Append one live group-commit window (its updates merged) to the log, and commit it.
+class LiveLog:
+    """The live server's log writer: one live window (its updates merged) per row and commit.
 
-    The same row as `append_update`, but on a pooled connection of its own, through the
-    database driver directly: the live server runs this up to a couple of hundred times a
-    second per busy note, and SQLAlchemy's execution layer was two thirds of its cost
-    (docs/performance.md). The note's activity time is written only when `mark_active`
-    (the live server does it every 10 s); otherwise its row is only locked. Nothing is
-    written if any statement fails.
+    The same row as `append_update`, through the database driver directly, on a connection
+    of its own that stays open between windows: the live server logs up to a couple of
+    hundred windows a second per busy note, and SQLAlchemy's execution layer, then taking a
+    connection from the pool and giving it back, cost more than the statements themselves
+    (docs/performance.md). One per app and process; green threads take turns on it.
     """
-    engine = db.engine
-    # By the dialect's class, which names the driver too: drivers differ in placeholders.
-    key = (type(engine.dialect), mark_active)
-    statements = _live_window_statements.get(key)
-    if statements is None:
-        first = _MARK_ACTIVE if mark_active else _LOCK_NOTE
-        statements = [DriverStatement.compile(s, engine.dialect) for s in (first, _APPEND)]
-        _live_window_statements[key] = statements
-    values = _log_values(note_id, change, author_ids)
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        for statement in statements:
-            cursor.execute(statement.sql, statement.parameters(values))
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.close()  # back to the pool
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.connection = None  # a pooled DBAPI connection, taken on first use
+        self.statements: dict[bool, list[DriverStatement]] = {}  # by mark_active
+
+    def append(self, note_id: int, change: bytes, author_ids: set[int], mark_active: bool) -> None:
+        """Log one window and commit it; nothing is written if any statement fails.
+
+        The note's activity time is written only when `mark_active` (the live server does it
+        every 10 s); otherwise, on PostgreSQL, the note's row is only locked (the comment above
+        `_MARK_ACTIVE` says why). A connection that failed is dropped, and the next window
+        takes a new one.
+        """
+        values = _log_values(note_id, change, author_ids)
+        with self.lock:
+            if self.connection is None:
+                self.connection = db.engine.raw_connection()
+                self.statements = {}
+            connection = self.connection
+            statements = self.statements.get(mark_active)
+            if statements is None:
+                statements = self.statements[mark_active] = _window_statements(
+                    db.engine.dialect, mark_active
+                )
+            try:
+                cursor = connection.cursor()
+                for statement in statements:
+                    cursor.execute(statement.sql, statement.parameters(values))
+                connection.commit()
+            except BaseException:
+                self.connection = None
+                connection.invalidate()  # closed, with its transaction: it may be broken
+                raise
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        with self.lock:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+
+def _window_statements(dialect, mark_active: bool) -> list["DriverStatement"]:
+    # SQLite locks the whole database for a write: the note's row needs no lock of its own.
+    first = _MARK_ACTIVE if mark_active else None if dialect.name == "sqlite" else _LOCK_NOTE
+    return [DriverStatement.compile(s, dialect) for s in (first, _APPEND) if s is not None]
 
 
 def _log_values(note_id: int, change: bytes, author_ids: set[int]) -> dict:
@@ -134,7 +161,6 @@ _APPEND = insert(NoteUpdate.__table__).values(
     author_ids=bindparam("author_ids"),
     created_at=bindparam("now"),
 )
-_live_window_statements: dict[tuple[type, bool], list["DriverStatement"]] = {}
 
 
 @dataclass(frozen=True)
