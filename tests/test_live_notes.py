@@ -99,6 +99,22 @@ def test_an_update_is_logged_before_anyone_receives_it(world):
     alice.close(), bob.close()
 
 
+def test_a_change_in_a_quiet_room_goes_out_at_once_and_the_next_waits_for_the_window(
+    app,
+    make,
+    start_server,  # noqa: F811 - the fixture imported above
+):
+    world = LiveWorld(app, make, start_server, LIVE_GROUP_COMMIT_SECONDS="3")
+    alice, bob = world.client(), world.client()
+    alice.insert(0, "a")
+    wait_for(lambda: bob.value() == "a", limit=1.5, message="the first change, without waiting")
+    alice.insert(1, "b")
+    time.sleep(1)
+    assert bob.value() == "a"  # the room's window (3 s) has not ended yet
+    wait_for(lambda: bob.value() == "ab", message="the second change, when the window ends")
+    alice.close(), bob.close()
+
+
 def test_edits_the_database_cannot_take_wait_for_it_and_are_then_logged_and_sent(world):
     alice, bob = world.client(), world.client()
     alice.insert(0, "before ")

@@ -109,6 +109,9 @@ class Room:
         self.awareness: dict[int, AwarenessEntry] = {}
         self.sids: set[str] = set()
         self.flusher_running = False
+        self.flusher_idle = False  # it waits for `work_arrived`, or for a compaction to be due
+        self.work_arrived = threading.Event()
+        self.window_started_at = 0.0  # when the last window's broadcast began (monotonic)
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
@@ -528,16 +531,25 @@ def claim_client_id(registry: LiveNotes, connection: Connection, client_id: int)
 
 
 def ensure_flusher(registry: LiveNotes, room: Room) -> None:
-    """Start the room's flusher unless it runs already."""
+    """Start the room's flusher unless it runs already; wake it if it waits for work."""
     with room.lock:
         if room.flusher_running:
+            if room.flusher_idle:
+                room.flusher_idle = False
+                room.work_arrived.set()
             return
         room.flusher_running = True
     socketio.start_background_task(flush_loop, registry, room)
 
 
 def flush_loop(registry: LiveNotes, room: Room) -> None:
-    """Commit and broadcast a room's pending updates window by window; compact when idle."""
+    """Commit and broadcast a room's pending updates window by window; compact when idle.
+
+    A change that finds the room quiet goes out at once (with whatever arrived in the same
+    turn of the event loop); later ones wait for the room's window to end. Each broadcast
+    costs a send per client: in a crowded room, fewer and larger broadcasts keep the fan-out
+    within what one process can send, so the window widens with the room.
+    """
     app = registry.app
     shortest_window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
     deliveries_per_second = app.config["LIVE_ROOM_DELIVERIES_PER_SECOND"]
@@ -545,12 +557,12 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
     longest = app.config["LIVE_COMPACT_AT_LEAST_EVERY_SECONDS"]
     try:
         while True:
-            # Each broadcast costs a send per client: in a crowded room, fewer and larger
-            # broadcasts keep the fan-out within what one process can send.
             if room.logging_failed:
                 socketio.sleep(LOG_RETRY_SECONDS)
             else:
-                socketio.sleep(max(shortest_window, len(room.sids) / deliveries_per_second))
+                window = max(shortest_window, len(room.sids) / deliveries_per_second)
+                socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
+            room.window_started_at = time.monotonic()
             with app.app_context():
                 flushed = flush(registry, room)
                 if room.waiting:
@@ -560,16 +572,25 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                 overdue = now - room.last_compaction_at >= longest
                 if room.needs_compaction and (quiet or overdue or not room.sids):
                     compact(room)
-                with room.lock:
-                    if not flushed and not room.pending_updates and not room.pending_awareness:
-                        if not room.needs_compaction:
-                            room.flusher_running = False
-                            if not room.sids:
-                                registry.rooms.pop(room.note_id, None)
-                            return
+            with room.lock:
+                if flushed or room.pending_updates or room.pending_awareness:
+                    continue
+                if not room.needs_compaction:
+                    room.flusher_running = False
+                    if not room.sids:
+                        registry.rooms.pop(room.note_id, None)
+                    return
+                # Nothing to send: wait for a change, or for the compaction to be due.
+                room.flusher_idle = True
+                room.work_arrived.clear()
+                now = time.monotonic()
+                due = min(room.last_update_at + idle, room.last_compaction_at + longest)
+            room.work_arrived.wait(max(0.0, due - now))
+            room.flusher_idle = False
     except BaseException:
         with room.lock:
             room.flusher_running = False
+            room.flusher_idle = False
         log.exception("the flusher of note %s stopped", room.note_id)
         raise
 
