@@ -134,6 +134,28 @@ def test_edits_the_database_cannot_take_wait_for_it_and_are_then_logged_and_sent
     alice.close(), bob.close()
 
 
+def test_the_log_takes_a_new_connection_when_the_database_dropped_its_own(world):
+    if not world.database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to drop a connection (CI runs this on PostgreSQL)")
+    alice, bob = world.client(), world.client()
+    alice.insert(0, "before ")
+    wait_for(lambda: bob.value() == "before ")
+    with world.app.app_context():
+        dropped = db.session.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        db.session.commit()
+    assert dropped >= 1  # the server's connections, its log's among them
+    alice.insert(7, "after")
+    wait_for(lambda: bob.value() == "before after", message="the edit after the drop")
+    assert "could not log" not in world.server.log()
+    assert world.stored_text() == "before after"
+    alice.close(), bob.close()
+
+
 def rename_log_table(world: LiveWorld, old: str, new: str) -> None:
     with world.app.app_context():
         db.session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))

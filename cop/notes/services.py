@@ -102,29 +102,34 @@ class LiveLog:
 
         The note's activity time is written only when `mark_active` (the live server does it
         every 10 s); otherwise, on PostgreSQL, the note's row is only locked (the comment above
-        `_MARK_ACTIVE` says why). A connection that failed is dropped, and the next window
-        takes a new one.
+        `_MARK_ACTIVE` says why).
         """
         values = _log_values(note_id, change, author_ids)
         with self.lock:
-            if self.connection is None:
-                self.connection = db.engine.raw_connection()
-                self.statements = {}
-            connection = self.connection
             statements = self.statements.get(mark_active)
             if statements is None:
                 statements = self.statements[mark_active] = _window_statements(
                     db.engine.dialect, mark_active
                 )
-            try:
-                cursor = connection.cursor()
-                for statement in statements:
-                    cursor.execute(statement.sql, statement.parameters(values))
-                connection.commit()
-            except BaseException:
-                self.connection = None
-                connection.invalidate()  # closed, with its transaction: it may be broken
-                raise
+            while True:
+                kept = self.connection is not None
+                if not kept:
+                    self.connection = db.engine.raw_connection()
+                connection = self.connection
+                try:
+                    cursor = connection.cursor()
+                    for statement in statements:
+                        cursor.execute(statement.sql, statement.parameters(values))
+                    connection.commit()
+                    return
+                except BaseException as error:
+                    self.connection = None
+                    connection.invalidate()  # closed, with its transaction: it may be broken
+                    # The database may have dropped a kept connection while it sat idle (a
+                    # restart, an idle timeout), where the pool would have tested it before
+                    # handing it out: try once more, on a new one.
+                    if not (kept and isinstance(error, Exception)):
+                        raise
 
     def close(self) -> None:
         """Give the connection back to the pool."""
