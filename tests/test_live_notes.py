@@ -134,9 +134,15 @@ def test_edits_the_database_cannot_take_wait_for_it_and_are_then_logged_and_sent
     alice.close(), bob.close()
 
 
-def test_the_log_takes_a_new_connection_when_the_database_dropped_its_own(world):
-    if not world.database_url.startswith("postgresql"):
+def test_the_log_takes_a_new_connection_when_the_database_dropped_its_own(
+    app,
+    make,
+    start_server,  # noqa: F811 - the fixture imported above
+):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         pytest.skip("SQLite has no server to drop a connection (CI runs this on PostgreSQL)")
+    # libpq names the server's connections after PGAPPNAME: only those are dropped.
+    world = LiveWorld(app, make, start_server, PGAPPNAME="cop-dropped-connections")
     alice, bob = world.client(), world.client()
     alice.insert(0, "before ")
     wait_for(lambda: bob.value() == "before ")
@@ -144,7 +150,7 @@ def test_the_log_takes_a_new_connection_when_the_database_dropped_its_own(world)
         dropped = db.session.scalar(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " WHERE application_name = 'cop-dropped-connections'"
             )
         )
         db.session.commit()
