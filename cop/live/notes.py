@@ -564,9 +564,11 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                 socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
             room.window_started_at = time.monotonic()
             with app.app_context():
-                flushed = flush(registry, room)
+                # Before the window is logged, which the sender may see: what it builds on
+                # then counts against the note's size limit when the sender's next edit comes.
                 if room.waiting:
                     catch_up_for_waiting(room)
+                flushed = flush(registry, room)
                 now = time.monotonic()
                 quiet = now - room.last_update_at >= idle
                 overdue = now - room.last_compaction_at >= longest
