@@ -112,6 +112,10 @@ def test_a_change_in_a_quiet_room_goes_out_at_once_and_the_next_waits_for_the_wi
     time.sleep(1)
     assert bob.value() == "a"  # the room's window (3 s) has not ended yet
     wait_for(lambda: bob.value() == "ab", message="the second change, when the window ends")
+    # Once that broadcast's window has ended, with nothing sent since, the room is quiet again.
+    time.sleep(3.5)
+    alice.insert(2, "c")
+    wait_for(lambda: bob.value() == "abc", limit=1.5, message="a change in the quiet room again")
     alice.close(), bob.close()
 
 

@@ -111,7 +111,7 @@ class Room:
         self.flusher_running = False
         self.flusher_idle = False  # it waits for `work_arrived`, or for a compaction to be due
         self.work_arrived = threading.Event()
-        self.window_started_at = 0.0  # when the last window's broadcast began (monotonic)
+        self.window_started_at = 0.0  # when the last broadcast's window began (monotonic)
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
@@ -562,13 +562,15 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
             else:
                 window = max(shortest_window, len(room.sids) / deliveries_per_second)
                 socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
-            room.window_started_at = time.monotonic()
+            started = time.monotonic()
             with app.app_context():
                 # Before the window is logged, which the sender may see: what it builds on
                 # then counts against the note's size limit when the sender's next edit comes.
                 if room.waiting:
                     catch_up_for_waiting(room)
                 flushed = flush(registry, room)
+                if flushed:
+                    room.window_started_at = started  # a pass that sent nothing opens no window
                 now = time.monotonic()
                 quiet = now - room.last_update_at >= idle
                 overdue = now - room.last_compaction_at >= longest
