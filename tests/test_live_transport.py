@@ -1,7 +1,8 @@
 """The WebSocket layer under Socket.IO (cop/live/transport.py).
 
 The faster unmasking gives exactly what eventlet's own gives; reading ahead gives the bytes a
-socket carries, in order, as its own `recv` would. Broadcasts written straight to
+socket carries, in order, as its own `recv` would, and reading whole frames gives the messages
+eventlet's own reader gives. Broadcasts written straight to
 each client's socket reach a client that stopped reading whole (each event with its bytes,
 nothing between them) once it reads again, and meanwhile that client holds up nobody else.
 """
@@ -11,13 +12,14 @@ import socket
 import threading
 
 import websocket
+from eventlet.greenio import GreenSocket
 from eventlet.websocket import RFC6455WebSocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
 from cop.communities.models import Role
-from cop.live.transport import ReadAhead, unmask
+from cop.live.transport import ReadAhead, read_whole_frames, unmask
 from tests.live_client import WAIT_LIMIT, wait_for
 from tests.test_live_notes import LiveWorld
 from tests.test_server import start_server  # noqa: F401 - the fixture
@@ -79,6 +81,99 @@ def test_reading_ahead_gives_the_bytes_in_order_within_each_size(data, cuts, siz
     thread.join()
     reader.close(), writer.close()
     assert received == data
+
+
+def client_frame(opcode: int, payload: bytes, mask: bytes, final=True, wide=False) -> bytes:
+    """A frame as a client sends it (RFC 6455, section 5.2): masked with `mask`.
+
+    `wide` writes a short length in the 16-bit form, as the RFC allows a sender to.
+    """
+    length = len(payload)
+    header = bytes([(0x80 if final else 0) | opcode])
+    if length < 126 and not wide:
+        header += bytes([0x80 | length])
+    elif length < 65536:
+        header += bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        header += bytes([0x80 | 127]) + length.to_bytes(8, "big")
+    return header + mask + unmask(payload, mask)
+
+
+@st.composite
+def client_frames(draw) -> bytes:
+    """A client's frames: text and binary messages, some in fragments, with pings between."""
+    frames = b""
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        if draw(st.booleans()):
+            opcode, payload = 1, draw(st.text(max_size=200)).encode()
+        else:
+            size = draw(st.sampled_from([0, 1, 125, 126, 200, 65535, 65536, 70000]))
+            opcode, payload = 2, bytes(range(256)) * (size // 256) + bytes(size % 256)
+        cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=2)))
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+        for index, piece in enumerate(pieces):
+            if index and draw(st.booleans()):
+                frames += client_frame(9, b"ping", draw(st.binary(min_size=4, max_size=4)))
+            final = index == len(pieces) - 1
+            frames += client_frame(
+                opcode if index == 0 else 0,
+                piece,
+                draw(st.binary(min_size=4, max_size=4)),
+                final=final,
+                wide=draw(st.booleans()),
+            )
+    return frames
+
+
+def messages_read(data: bytes, cuts: list[int], whole_frames: bool) -> list:
+    """The messages an eventlet WebSocket reads from `data`, which arrives in pieces."""
+    reader, writer = socket.socketpair()
+
+    def write():
+        position = 0
+        for cut in [*cuts, len(data)]:
+            writer.sendall(data[position : position + cut])
+            position += cut
+        writer.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    ws = RFC6455WebSocket(GreenSocket(reader), {})
+    if whole_frames:
+        read_whole_frames(ws)
+    messages = []
+    while (message := ws.wait()) is not None:
+        messages.append(message)
+    thread.join()
+    reader.close(), writer.close()
+    return messages
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    frames=client_frames(),
+    cuts=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK), max_size=6),
+    bad_ending=st.sampled_from([b"", b"\xc2\x80\x00", b"\x81\x80", b"\x83\x80abcd"]),
+)
+def test_reading_whole_frames_gives_the_messages_eventlet_gives(frames, cuts, bad_ending):
+    # The endings: none, an unmasked frame, a frame cut short, an unknown opcode.
+    data = frames + bad_ending
+    expected = messages_read(data, cuts, whole_frames=False)
+
+    assert messages_read(data, cuts, whole_frames=True) == expected
+    assert expected  # the frames hold at least one message
+
+
+def test_a_text_frame_that_is_not_utf8_closes_the_websocket():
+    reader, writer = socket.socketpair()
+    writer.sendall(client_frame(1, b"caf\xe9", b"\x01\x02\x03\x04"))
+    ws = RFC6455WebSocket(GreenSocket(reader), {})
+    read_whole_frames(ws)
+
+    assert ws.wait() is None
+    closing = writer.recv(64)
+    assert closing[0] == 0x88 and int.from_bytes(closing[2:4], "big") == 1007  # invalid data
+    reader.close(), writer.close()
 
 
 class StalledReader:

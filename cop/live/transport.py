@@ -1,5 +1,7 @@
 """The WebSocket layer under Socket.IO, tuned for many small frames (docs/performance.md)."""
 
+from typing import NamedTuple
+
 
 def unmask(data: bytes, mask, length: int | None = None, offset: int = 0) -> bytes:
     """XOR the first `length` bytes of `data` with the 4-byte `mask` from `offset` (RFC 6455).
@@ -11,7 +13,7 @@ def unmask(data: bytes, mask, length: int | None = None, offset: int = 0) -> byt
         length = len(data)
     if length == 0:
         return b""
-    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    key = bytes(mask[:4]) if offset % 4 == 0 else bytes(mask[(offset + i) % 4] for i in range(4))
     pad = (key * (length // 4 + 1))[:length]
     value = int.from_bytes(data[:length], "big") ^ int.from_bytes(pad, "big")
     return value.to_bytes(length, "big")
@@ -61,7 +63,7 @@ def write_broadcasts_directly() -> None:
         # once it ends, broadcasts go through the session's queue.
         plain = isinstance(ws, RFC6455WebSocket) and type(ws.socket) is GreenSocket
         if plain:
-            ws.socket.recv = ReadAhead(ws.socket.recv)
+            read_whole_frames(ws)
         ours = plain and not ws.extensions and getattr(self, "websocket", None) is None
         if ours:
             self.websocket = ws
@@ -152,6 +154,56 @@ def _write_the_rest(websocket, rest) -> None:
         websocket._sendlock.release()
 
 
+def read_whole_frames(ws) -> None:
+    """Make an eventlet WebSocket read ahead, and take each whole frame it holds at once.
+
+    eventlet parses a frame piece by piece (its header, its mask, its payload, each with a
+    `recv` and a few objects); a Socket.IO binary event is two frames. Here a frame that is
+    all in the read-ahead buffer, and is the common kind (a final, unfragmented, masked text
+    or binary frame with no extension bits), is read in one step; any other frame, or a
+    frame not yet all received, goes to eventlet's own reader, which takes its bytes from
+    the same buffer.
+    """
+    from eventlet.websocket import ConnectionClosedError, FailedConnectionError
+
+    eventlets = ws._recv_frame
+    ahead = ws.socket.recv = ReadAhead(ws.socket.recv)
+
+    def recv_frame(message=None):
+        if message is None:
+            if ahead.offset >= len(ahead.buffer) and not ahead.fill():
+                raise ConnectionClosedError()
+            frame = ahead.whole_frame(ws.max_frame_length)
+            if frame is not None:
+                opcode, payload = frame
+                if opcode == TEXT:
+                    try:
+                        payload = payload.decode("utf-8")
+                    except UnicodeDecodeError as error:
+                        raise FailedConnectionError(
+                            1007, "Text data must be valid utf-8"
+                        ) from error
+                return WholeMessage(opcode, payload)
+        return eventlets(message)
+
+    ws._recv_frame = recv_frame
+
+
+TEXT, BINARY = 1, 2
+
+
+class WholeMessage(NamedTuple):
+    """A message of one frame, read whole: what eventlet's `Message` offers its reader."""
+
+    opcode: int
+    payload: str | bytes
+    finished: bool = True
+
+    def getvalue(self) -> str | bytes:
+        """Return the payload (text decoded), as eventlet's `Message.getvalue` does."""
+        return self.payload
+
+
 class ReadAhead:
     """A socket's `recv` that takes what the socket holds at once and hands it out piece by piece.
 
@@ -167,6 +219,38 @@ class ReadAhead:
         self.socket_recv = recv
         self.buffer = b""
         self.offset = 0
+
+    def fill(self) -> bool:
+        """Read what the socket holds into the empty buffer; False if the peer has gone."""
+        data = self.socket_recv(self.CHUNK)
+        self.buffer, self.offset = data, 0
+        return bool(data)
+
+    def whole_frame(self, max_length: int) -> tuple[int, bytes] | None:
+        """Take the next frame from the buffer if it is all there and of the common kind.
+
+        The common kind: final, no extension bits, text or binary, masked (as every
+        client's frame must be), its length in 7 or 16 bits and at most `max_length`.
+        Return its opcode and unmasked payload; otherwise take nothing and return None.
+        """
+        buffer, start = self.buffer, self.offset
+        if len(buffer) - start < 6:
+            return None
+        first, second = buffer[start], buffer[start + 1]
+        opcode, length = first & 0x0F, second & 0x7F
+        if first & 0xF0 != 0x80 or opcode not in (TEXT, BINARY) or not second & 0x80:
+            return None
+        header = 6
+        if length == 126:
+            header = 8
+            length = int.from_bytes(buffer[start + 2 : start + 4], "big")
+        elif length == 127:
+            return None
+        end = start + header + length
+        if end > len(buffer) or length > max_length:
+            return None
+        self.offset = end
+        return opcode, unmask(buffer[start + header : end], buffer[end - length - 4 : end - length])
 
     def __call__(self, size: int, flags: int = 0) -> bytes:
         """Return at most `size` bytes: from the buffer, or else from the socket."""
