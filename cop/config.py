@@ -89,12 +89,13 @@ class Config:
     LIVE_MAX_AWARENESS_BYTES = int(os.environ.get("LIVE_MAX_AWARENESS_BYTES", 4 * 1024))
     LIVE_MAX_UPDATES_PER_SECOND = int(os.environ.get("LIVE_MAX_UPDATES_PER_SECOND", 100))
     LIVE_RIGHTS_CHECK_SECONDS = float(os.environ.get("LIVE_RIGHTS_CHECK_SECONDS", 2))
-    LIVE_GROUP_COMMIT_SECONDS = float(os.environ.get("LIVE_GROUP_COMMIT_SECONDS", 0.005))
-    # A crowded room's window widens so that it sends its clients about this many messages
-    # a second at most: 100 clients get a 10 ms window, 200 clients 20 ms (docs/performance.md).
-    LIVE_ROOM_DELIVERIES_PER_SECOND = float(
-        os.environ.get("LIVE_ROOM_DELIVERIES_PER_SECOND", 10000)
-    )
+    # A room broadcasts at most once per window. With none (0), each broadcast goes out as
+    # soon as the room's flusher gets its turn, with whatever arrived while the last one was
+    # logged and sent (docs/live-protocol.md, "Persistence").
+    LIVE_GROUP_COMMIT_SECONDS = float(os.environ.get("LIVE_GROUP_COMMIT_SECONDS", 0))
+    # If set, a crowded room's window widens so that it sends its clients about this many
+    # messages a second at most: with 10000, 100 clients get a 10 ms window, 200 clients 20 ms.
+    LIVE_ROOM_DELIVERIES_PER_SECOND = float(os.environ.get("LIVE_ROOM_DELIVERIES_PER_SECOND", 0))
     LIVE_COMPACT_AFTER_IDLE_SECONDS = float(os.environ.get("LIVE_COMPACT_AFTER_IDLE_SECONDS", 2))
     LIVE_COMPACT_AT_LEAST_EVERY_SECONDS = float(
         os.environ.get("LIVE_COMPACT_AT_LEAST_EVERY_SECONDS", 5)

@@ -4,8 +4,9 @@ Each note is the Socket.IO namespace `/yjs|note-<id>`. A client sends `sync-step
 state vector; the ack returns what it lacks), `sync-update` (its edits) and
 `awareness-update` (cursors); the server sends its own `sync-step-1` on connection so the
 client returns what the server lacks. Accepted updates are committed to the note's log
-before anyone else receives them; each room gathers what arrives over a few milliseconds,
-commits it in one transaction, and broadcasts it as one merged update (group commit).
+before anyone else receives them; each room gathers what arrives while it logs and sends
+its last batch, commits it in one transaction, and broadcasts it as one merged update
+(group commit).
 docs/live-protocol.md describes the protocol, the limits and the error events.
 """
 
@@ -115,7 +116,7 @@ class Room:
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
         self.needs_compaction = False
-        self.logging_failed = False  # the database refused the last window's updates
+        self.logging_failed = False  # the database refused the last batch's updates
         # When this process last wrote the note's activity time (time.monotonic()).
         self.marked_active_at = -MARK_ACTIVE_EVERY_SECONDS
         # The database's document as of the last compaction (not this cache, which runs ahead).
@@ -543,12 +544,14 @@ def ensure_flusher(registry: LiveNotes, room: Room) -> None:
 
 
 def flush_loop(registry: LiveNotes, room: Room) -> None:
-    """Commit and broadcast a room's pending updates window by window; compact when idle.
+    """Commit and broadcast a room's pending updates, batch by batch; compact when idle.
 
-    A change that finds the room quiet goes out at once (with whatever arrived in the same
-    turn of the event loop); later ones wait for the room's window to end. Each broadcast
-    costs a send per client: in a crowded room, fewer and larger broadcasts keep the fan-out
-    within what one process can send, so the window widens with the room.
+    A change that finds the room quiet goes out at once, with whatever the process read in
+    the same turn of its event loop. What arrives while a broadcast is logged and sent goes
+    out together in the next one, so a busy room's batches grow by themselves with the load
+    (there is no timer to wait for). A window (LIVE_GROUP_COMMIT_SECONDS, or the room's
+    clients divided by LIVE_ROOM_DELIVERIES_PER_SECOND) spaces the broadcasts further: each
+    costs a send per client, and fewer, larger ones trade latency for CPU.
     """
     app = registry.app
     shortest_window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
@@ -560,11 +563,14 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
             if room.logging_failed:
                 socketio.sleep(LOG_RETRY_SECONDS)
             else:
-                window = max(shortest_window, len(room.sids) / deliveries_per_second)
+                window = shortest_window
+                if deliveries_per_second:
+                    window = max(window, len(room.sids) / deliveries_per_second)
+                # Without a window, this only lets the event loop read what has arrived.
                 socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
             started = time.monotonic()
             with app.app_context():
-                # Before the window is logged, which the sender may see: what it builds on
+                # Before the batch is logged, which the sender may see: what it builds on
                 # then counts against the note's size limit when the sender's next edit comes.
                 if room.waiting:
                     catch_up_for_waiting(room)
@@ -577,7 +583,9 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                 if room.needs_compaction and (quiet or overdue or not room.sids):
                     compact(room)
             with room.lock:
-                if flushed or room.pending_updates or room.pending_awareness:
+                # What arrived meanwhile (while the log committed on PostgreSQL, or in a
+                # compaction's pauses) goes out now; anything later wakes the flusher.
+                if room.pending_updates or room.pending_awareness:
                     continue
                 if not room.needs_compaction:
                     room.flusher_running = False
