@@ -6,6 +6,7 @@ membership can change. The live notes and the live rooms re-check their sockets 
 seconds (LIVE_RIGHTS_CHECK_SECONDS) with these two lookups, one query per kind of row.
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import select, tuple_
@@ -24,14 +25,21 @@ class SocketIdentity(Protocol):
     api_token_id: int | None  # the token's, for a socket opened with one
 
 
-def lasting_users(identities: list[SocketIdentity]) -> list[User | None]:
-    """Return each socket's person, or None where the login or token behind it has ended."""
+def lasting_users(
+    identities: list[SocketIdentity], pause: Callable[[], None] = lambda: None
+) -> list[User | None]:
+    """Return each socket's person, or None where the login or token behind it has ended.
+
+    `pause` is called between the lookups (the live server lets other work run there).
+    """
     login_ids = {each.login_id for each in identities if each.login_id}
     ended = set(
         db.session.scalars(select(EndedLogin.login_id).where(EndedLogin.login_id.in_(login_ids)))
     )
+    pause()
     token_ids = {each.api_token_id for each in identities if each.api_token_id}
     live_tokens = set(db.session.scalars(select(ApiToken.id).where(ApiToken.id.in_(token_ids))))
+    pause()
     users = {
         user.id: user
         for user in db.session.scalars(

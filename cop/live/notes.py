@@ -49,6 +49,8 @@ EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what a client sends when
 ALLOWED_CONTENT = {"string", "deleted", "format", "embed"}
 # A busy note's activity time (which orders the community's notes) is written this often.
 MARK_ACTIVE_EVERY_SECONDS = 10
+# The rights check lets other work run after checking this many sockets.
+RIGHTS_CHECKED_AT_ONCE = 20
 # Updates the database refused are offered to it again after this long.
 LOG_RETRY_SECONDS = 1
 COLOURS = (
@@ -742,17 +744,25 @@ def check_rights(registry: LiveNotes) -> None:
     connections = list(registry.connections.values())
     if not connections:
         return
-    users = lasting_users(connections)
+
+    def pause():  # a crowded note's check takes milliseconds: let its edits through between
+        socketio.sleep(0)
+
+    users = lasting_users(connections, pause)
+    pause()
     notes = {
         note.id: note
         for note in db.session.scalars(
             select(Note).where(Note.id.in_({c.note_id for c in connections}))
         )
     }
+    pause()
     memberships = memberships_of(
         {(c.user_id, notes[c.note_id].community_id) for c in connections if c.note_id in notes}
     )
-    for connection, user in zip(connections, users, strict=True):
+    for index, (connection, user) in enumerate(zip(connections, users, strict=True)):
+        if index % RIGHTS_CHECKED_AT_ONCE == 0:
+            pause()
         note = notes.get(connection.note_id)
         allowed = user is not None and note is not None
         if allowed:

@@ -288,8 +288,9 @@ def prepare_compaction(
 
 
 # How many logged updates one step of a compaction merges or integrates. A busy note logs
-# a few hundred between two compactions; a step of this many takes about a millisecond.
-COMPACTION_STEP = 50
+# hundreds of batches a second; in a live server busy with 100 clients, a step of this many
+# takes about a millisecond (docs/performance.md).
+COMPACTION_STEP = 20
 
 
 def merge_in_steps(state: bytes, updates: list[bytes], pause: Callable[[], None]) -> bytes:
