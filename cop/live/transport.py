@@ -246,11 +246,12 @@ class ReadAhead:
             length = int.from_bytes(buffer[start + 2 : start + 4], "big")
         elif length == 127:
             return None
-        end = start + header + length
+        payload_at = start + header  # the 4-byte mask comes just before the payload
+        end = payload_at + length
         if end > len(buffer) or length > max_length:
             return None
         self.offset = end
-        return opcode, unmask(buffer[start + header : end], buffer[end - length - 4 : end - length])
+        return opcode, unmask(buffer[payload_at:end], buffer[payload_at - 4 : payload_at])
 
     def __call__(self, size: int, flags: int = 0) -> bytes:
         """Return at most `size` bytes: from the buffer, or else from the socket."""
