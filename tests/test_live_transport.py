@@ -50,16 +50,13 @@ def test_unmasking_twice_gives_the_frame_back():
     assert unmask(frame, b"\x00\x00\x00\x00") == frame
 
 
-@settings(deadline=None)
-@given(
-    data=st.binary(max_size=3 * ReadAhead.CHUNK),
-    cuts=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK), max_size=8),
-    sizes=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK + 10), min_size=1),
-)
-def test_reading_ahead_gives_the_bytes_in_order_within_each_size(data, cuts, sizes):
-    reader, writer = socket.socketpair()
+def write_in_pieces(writer: socket.socket, data: bytes, cuts: list[int]) -> threading.Thread:
+    """Write `data` from a thread in pieces of these sizes, then shut the writing side.
 
-    def write():  # in pieces, as a client's frames arrive; then the client goes
+    So a client's frames arrive, and so the client goes.
+    """
+
+    def write():
         position = 0
         for cut in [*cuts, len(data)]:
             writer.sendall(data[position : position + cut])
@@ -68,6 +65,18 @@ def test_reading_ahead_gives_the_bytes_in_order_within_each_size(data, cuts, siz
 
     thread = threading.Thread(target=write)
     thread.start()
+    return thread
+
+
+@settings(deadline=None)
+@given(
+    data=st.binary(max_size=3 * ReadAhead.CHUNK),
+    cuts=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK), max_size=8),
+    sizes=st.lists(st.integers(min_value=1, max_value=ReadAhead.CHUNK + 10), min_size=1),
+)
+def test_reading_ahead_gives_the_bytes_in_order_within_each_size(data, cuts, sizes):
+    reader, writer = socket.socketpair()
+    thread = write_in_pieces(writer, data, cuts)
     recv = ReadAhead(reader.recv)
     received = b""
     for turn in range(len(data) + 1):
@@ -128,16 +137,7 @@ def client_frames(draw) -> bytes:
 def messages_read(data: bytes, cuts: list[int], whole_frames: bool) -> list:
     """The messages an eventlet WebSocket reads from `data`, which arrives in pieces."""
     reader, writer = socket.socketpair()
-
-    def write():
-        position = 0
-        for cut in [*cuts, len(data)]:
-            writer.sendall(data[position : position + cut])
-            position += cut
-        writer.shutdown(socket.SHUT_WR)
-
-    thread = threading.Thread(target=write)
-    thread.start()
+    thread = write_in_pieces(writer, data, cuts)
     ws = RFC6455WebSocket(GreenSocket(reader), {})
     if whole_frames:
         read_whole_frames(ws)
