@@ -10,7 +10,9 @@ nothing between them) once it reads again, and meanwhile that client holds up no
 import json
 import socket
 import threading
+from types import SimpleNamespace
 
+import socketio
 import websocket
 from eventlet.greenio import GreenSocket
 from eventlet.websocket import RFC6455WebSocket
@@ -19,7 +21,12 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
 from cop.communities.models import Role
-from cop.live.transport import ReadAhead, read_whole_frames, unmask
+from cop.live.transport import (
+    ReadAhead,
+    dispatch_binary_events_directly,
+    read_whole_frames,
+    unmask,
+)
 from tests.live_client import WAIT_LIMIT, wait_for
 from tests.test_live_notes import LiveWorld
 from tests.test_server import start_server  # noqa: F401 - the fixture
@@ -174,6 +181,46 @@ def test_a_text_frame_that_is_not_utf8_closes_the_websocket():
     closing = writer.recv(64)
     assert closing[0] == 0x88 and int.from_bytes(closing[2:4], "big") == 1007  # invalid data
     reader.close(), writer.close()
+
+
+class BinaryEvents:
+    """A python-socketio server with one connected client, whose WebSocket reads `messages`."""
+
+    NAMESPACE = "/yjs|note-7"
+    HEADER = '451-/yjs|note-7,["sync-update",{"_placeholder":true,"num":0}]'
+
+    def __init__(self, messages: list):
+        self.server = socketio.Server(async_mode="threading")
+        self.received = []
+        self.server.on("sync-update", self.handle, namespace="*")
+        self.sid = self.server.manager.connect("engine-sid", self.NAMESPACE)
+        unread = iter(messages)
+        self.ws = SimpleNamespace(wait=lambda: next(unread))
+        eio_socket = SimpleNamespace(sid="engine-sid", server=self.server.eio)
+        dispatch_binary_events_directly(eio_socket, self.ws)
+
+    def handle(self, namespace, sid, data):
+        self.received.append((namespace, sid, data))
+
+
+def test_a_binary_event_goes_straight_to_its_handler():
+    events = BinaryEvents([BinaryEvents.HEADER, b"\x01\x02", BinaryEvents.HEADER, b"\x03", "2"])
+
+    assert events.ws.wait() == "2"  # both events went to the handler; a ping comes through
+    assert events.received == [
+        (BinaryEvents.NAMESPACE, events.sid, b"\x01\x02"),
+        (BinaryEvents.NAMESPACE, events.sid, b"\x03"),
+    ]
+
+
+def test_what_the_direct_path_does_not_take_goes_the_usual_way_in_order():
+    header, other = BinaryEvents.HEADER, BinaryEvents.HEADER.replace("note-7", "note-8")
+    too_large = bytes(1_000_001)  # over Engine.IO's max_http_buffer_size
+    events = BinaryEvents([header, "not bytes", other, b"\x01", header, too_large, header, None])
+
+    for expected in (header, "not bytes", other, b"\x01", header, too_large, header, None):
+        assert events.ws.wait() == expected
+    assert events.received == []
 
 
 class StalledReader:
