@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from cop import ROOT
 from cop.communities.models import Community, Role
 from cop.extensions import db
+from cop.live.notes import broadcast_window
 from cop.notes import services
 from cop.notes.models import Note, NoteUpdate
 from tests.conftest import PASSWORD
@@ -97,6 +98,14 @@ def test_an_update_is_logged_before_anyone_receives_it(world):
     # Bob has it, so the database must hold it already (no compaction needed to see it).
     assert world.stored_text() == "persisted first"
     alice.close(), bob.close()
+
+
+def test_a_room_has_no_window_unless_one_is_set_and_a_crowded_room_a_wider_one():
+    assert broadcast_window(100, 0, 0) == 0  # the defaults: each batch as soon as it can
+    assert broadcast_window(100, 0.005, 0) == 0.005
+    assert broadcast_window(10, 0.005, 10000) == 0.005
+    assert broadcast_window(200, 0.005, 10000) == 0.02
+    assert broadcast_window(200, 0, 10000) == 0.02
 
 
 def test_a_change_in_a_quiet_room_goes_out_at_once_and_the_next_waits_for_the_window(

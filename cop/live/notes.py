@@ -112,8 +112,7 @@ class Room:
         self.awareness: dict[int, AwarenessEntry] = {}
         self.sids: set[str] = set()
         self.flusher_running = False
-        self.flusher_idle = False  # it waits for `work_arrived`, or for a compaction to be due
-        self.work_arrived = threading.Event()
+        self.work_arrived = threading.Event()  # set on each change; the idle flusher waits on it
         self.window_started_at = 0.0  # when the last broadcast's window began (monotonic)
         self.last_update_at = 0.0
         self.last_compaction_at = time.monotonic()
@@ -537,9 +536,7 @@ def ensure_flusher(registry: LiveNotes, room: Room) -> None:
     """Start the room's flusher unless it runs already; wake it if it waits for work."""
     with room.lock:
         if room.flusher_running:
-            if room.flusher_idle:
-                room.flusher_idle = False
-                room.work_arrived.set()
+            room.work_arrived.set()  # the flusher clears it before it waits
             return
         room.flusher_running = True
     socketio.start_background_task(flush_loop, registry, room)
@@ -565,9 +562,7 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
             if room.logging_failed:
                 socketio.sleep(LOG_RETRY_SECONDS)
             else:
-                window = shortest_window
-                if deliveries_per_second:
-                    window = max(window, len(room.sids) / deliveries_per_second)
+                window = broadcast_window(len(room.sids), shortest_window, deliveries_per_second)
                 # Without a window, this only lets the event loop read what has arrived.
                 socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
             started = time.monotonic()
@@ -595,18 +590,26 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                         registry.rooms.pop(room.note_id, None)
                     return
                 # Nothing to send: wait for a change, or for the compaction to be due.
-                room.flusher_idle = True
                 room.work_arrived.clear()
                 now = time.monotonic()
                 due = min(room.last_update_at + idle, room.last_compaction_at + longest)
             room.work_arrived.wait(max(0.0, due - now))
-            room.flusher_idle = False
     except BaseException:
         with room.lock:
             room.flusher_running = False
-            room.flusher_idle = False
         log.exception("the flusher of note %s stopped", room.note_id)
         raise
+
+
+def broadcast_window(clients: int, shortest: float, deliveries_per_second: float) -> float:
+    """Return the least time between two broadcasts of a room with this many clients (0: none).
+
+    `shortest` is LIVE_GROUP_COMMIT_SECONDS; LIVE_ROOM_DELIVERIES_PER_SECOND, if set, widens
+    a crowded room's window so that it sends its clients about that many messages a second.
+    """
+    if not deliveries_per_second:
+        return shortest
+    return max(shortest, clients / deliveries_per_second)
 
 
 def flush(registry: LiveNotes, room: Room) -> bool:
