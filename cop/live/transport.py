@@ -3,6 +3,8 @@
 import re
 from typing import NamedTuple
 
+TEXT, BINARY = 1, 2  # the opcodes of RFC 6455's data frames
+
 
 def unmask(data: bytes, mask, length: int | None = None, offset: int = 0) -> bytes:
     """XOR the first `length` bytes of `data` with the 4-byte `mask` from `offset` (RFC 6455).
@@ -190,8 +192,6 @@ def read_whole_frames(ws) -> None:
 
     ws._recv_frame = recv_frame
 
-
-TEXT, BINARY = 1, 2
 
 # The first frame of a Socket.IO binary event with one attachment and no ack, as Socket.IO
 # clients write it: 4 (Engine.IO message), 5 (binary event), 1- (one attachment), the
