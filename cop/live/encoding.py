@@ -20,7 +20,7 @@ class Reader:
     """Read lib0-encoded values from bytes."""
 
     def __init__(self, data: bytes):
-        self.data = memoryview(bytes(data))
+        self.data = bytes(data)
         self.position = 0
 
     def done(self) -> bool:
@@ -29,23 +29,32 @@ class Reader:
 
     def byte(self) -> int:
         """Read one unsigned byte."""
-        if self.position >= len(self.data):
-            raise MalformedMessage("unexpected end of message")
-        value = self.data[self.position]
-        self.position += 1
+        position = self.position
+        try:
+            value = self.data[position]
+        except IndexError:
+            raise MalformedMessage("unexpected end of message") from None
+        self.position = position + 1
         return value
 
     def var_uint(self) -> int:
         """Read a variable-length unsigned integer (at most 53 bits, as in JavaScript)."""
-        value, shift = 0, 0
-        while True:
-            byte = self.byte()
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-            if shift > 53:
-                raise MalformedMessage("integer too long")
+        # The busiest reader of a live note (every update): written out, not by byte().
+        data, position = self.data, self.position
+        value = shift = 0
+        try:
+            while True:
+                byte = data[position]
+                position += 1
+                value |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    self.position = position
+                    return value
+                shift += 7
+                if shift > 53:
+                    raise MalformedMessage("integer too long")
+        except IndexError:
+            raise MalformedMessage("unexpected end of message") from None
 
     def var_int(self) -> int:
         """Read a variable-length signed integer."""
@@ -64,7 +73,7 @@ class Reader:
         """Read `length` bytes."""
         if self.position + length > len(self.data):
             raise MalformedMessage("unexpected end of message")
-        value = bytes(self.data[self.position : self.position + length])
+        value = self.data[self.position : self.position + length]
         self.position += length
         return value
 

@@ -130,6 +130,8 @@ class Room:
         """Start the cache afresh: an empty document, with nothing known or waiting."""
         self.doc = Doc()
         self.text = self.doc.get(services.TEXT_NAME, type=Text)
+        # The client's update being applied, with its summary (see _integrated).
+        self.applying: tuple[bytes, UpdateSummary] | None = None
         # The document's state vector (each client's next clock). It is learnt from what
         # each transaction integrates, which is cheaper than decoding the whole vector.
         self.state_vector: dict[int, int] = {}
@@ -172,17 +174,26 @@ class Room:
 
         Call with the lock held. pycrdt may raise, even a panic deriving from BaseException.
         """
-        self.doc.apply_update(update)
+        self.applying = (update, summary)
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self.applying = None
         self.text_bytes_at_most += summary.inserted_bytes
         self._account([summary])
 
     def _integrated(self, event) -> None:
         """Advance the state vector by what a transaction integrated (never what waits)."""
-        try:
-            runs = summarise_update(event.update).runs
-        except MalformedMessage:  # yrs encoded something cop refuses: read the vector
-            self.state_vector_is_stale = True
-            return
+        integrated = event.update
+        if self.applying is not None and integrated == self.applying[0]:
+            # All of the update was integrated, as nearly always: it was read already.
+            runs = self.applying[1].runs
+        else:
+            try:
+                runs = summarise_update(integrated).runs
+            except MalformedMessage:  # yrs encoded something cop refuses: read the vector
+                self.state_vector_is_stale = True
+                return
         for run in runs:  # after a gap yrs may integrate text, but its clock stops there
             if run.first <= self.state_vector.get(run.client, 0) < run.end:
                 self.state_vector[run.client] = run.end
