@@ -23,7 +23,9 @@ from pycrdt import Doc, Text
 from cop.communities.models import Role
 from cop.live.transport import (
     ReadAhead,
+    binary_event_frames,
     dispatch_binary_events_directly,
+    frame_of,
     read_whole_frames,
     unmask,
 )
@@ -55,6 +57,43 @@ def test_unmasking_twice_gives_the_frame_back():
 
     assert unmask(unmask(frame, b"\x01\x02\x03\x04"), b"\x01\x02\x03\x04") == frame
     assert unmask(frame, b"\x00\x00\x00\x00") == frame
+
+
+def eventlets_frames(message: str | bytes) -> bytes:
+    """Frame `message` as eventlet does for a WebSocket without extensions."""
+    websocket = RFC6455WebSocket.__new__(RFC6455WebSocket)
+    websocket.extensions = {}
+    return websocket._pack_message(message)
+
+
+@given(
+    message=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        # Around the lengths where the frame's header grows: 7, 16 and 64 bits.
+        st.sampled_from([125, 126, 127, 65535, 65536, 70000]).map(lambda n: b"x" * n),
+        st.sampled_from([125, 126, 65535, 65536]).map(lambda n: "é" * (n // 2)),
+    )
+)
+def test_framing_gives_what_eventlet_gives(message):
+    assert frame_of(message) == eventlets_frames(message)
+
+
+def test_the_frames_of_a_binary_event_are_those_of_python_socketio_and_eventlet():
+    first_frames = {}
+    for attachment in (b"", b"\x00\x01", bytes(range(256)) * 300):
+        for namespace, event in (
+            ("/yjs|note-7", "sync-update"),
+            ("/yjs|note-7", "awareness-update"),
+            ("/", "sync-update"),
+        ):
+            parts = socketio.packet.Packet(
+                socketio.packet.EVENT, namespace=namespace, data=[event, attachment]
+            ).encode()
+            expected = b"".join(eventlets_frames(p) for p in ["4" + parts[0], parts[1]])
+
+            assert binary_event_frames(first_frames, namespace, event, attachment) == expected
+    assert len(first_frames) == 3
 
 
 def write_in_pieces(writer: socket.socket, data: bytes, cuts: list[int]) -> threading.Thread:

@@ -1,7 +1,11 @@
 """The WebSocket layer under Socket.IO, tuned for many small frames (docs/performance.md)."""
 
 import re
+import struct
 from typing import NamedTuple
+
+from engineio import packet as eio_packet
+from socketio import packet
 
 TEXT, BINARY = 1, 2  # the opcodes of RFC 6455's data frames
 
@@ -44,19 +48,19 @@ def write_broadcasts_directly() -> None:
     callback goes through Engine.IO unchanged.
 
     This leans on internals of the pinned python-socketio, python-engineio and eventlet
-    (`Manager.emit`, `Socket._websocket_handler`, the WebSocket's `_sendlock` and
-    `_pack_message`); every test against a real server goes through it.
+    (`Manager.emit`, `Socket._websocket_handler`, the WebSocket's `_sendlock`, the deque of
+    the Engine.IO socket's queue); every test against a real server goes through it.
     """
     import eventlet
-    from engineio import packet as eio_packet
     from engineio.socket import Socket
     from eventlet.greenio import GreenSocket
     from eventlet.websocket import RFC6455WebSocket
-    from socketio import packet
     from socketio.manager import Manager
 
     engineios_handler = Socket._websocket_handler
     socketios_emit = Manager.emit
+    Socket.direct_websocket = None  # the WebSocket a broadcast may write to, if any
+    first_frames: dict[tuple[str, str], bytes] = {}  # see binary_event_frames
 
     def websocket_handler(self, ws):
         # Only a plain eventlet WebSocket of the RFC is read ahead and can be written to
@@ -68,14 +72,14 @@ def write_broadcasts_directly() -> None:
         if plain:
             read_whole_frames(ws)
             dispatch_binary_events_directly(self, ws)
-        ours = plain and not ws.extensions and getattr(self, "websocket", None) is None
+        ours = plain and not ws.extensions and self.direct_websocket is None
         if ours:
-            self.websocket = ws
+            self.direct_websocket = ws
         try:
             return engineios_handler(self, ws)
         finally:
             if ours:
-                self.websocket = None
+                self.direct_websocket = None
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kw):
         if callback is not None or namespace not in self.rooms:
@@ -88,65 +92,108 @@ def write_broadcasts_directly() -> None:
         else:
             data = []
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        encoded = self.server.packet_class(
-            packet.EVENT, namespace=namespace, data=[event, *data]
-        ).encode()
-        packets = [
-            eio_packet.Packet(eio_packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
-        frames = None
+        # An edit or cursors: an event with one argument, bytes, encoded as python-socketio's
+        # own Packet encodes it.
+        one_attachment = (
+            len(data) == 1 and type(data[0]) is bytes and self.server.packet_class is packet.Packet
+        )
+        packets = frames = None  # built when first needed
         sockets = self.server.eio.sockets
-        # This loop runs for every client of a busy room many times a second: what it checks
-        # per client is kept to what can change while the WebSocket is open.
+        spawn = eventlet.spawn_n
+        # This loop runs for every client of a busy room many times a second: it calls no
+        # Python function for a client written to directly, and checks only what can change
+        # while the WebSocket is open.
         for sid, eio_sid in self.get_participants(namespace, to or room):
             if sid in skipped:
                 continue
             socket = sockets.get(eio_sid)
-            websocket = getattr(socket, "websocket", None)
+            websocket = None if socket is None else socket.direct_websocket
             if (
                 websocket is not None
                 and socket.upgraded
-                and not socket.upgrading
-                and not socket.closing
-                and not socket.closed
+                and not (socket.upgrading or socket.closing or socket.closed)
                 and not websocket.websocket_closed
-                and socket.queue.empty()
+                and not socket.queue.queue  # its writer has nothing to send (eventlet's deque)
             ):
-                if frames is None:
-                    frames = b"".join(websocket._pack_message(p.encode()) for p in packets)
-                if write_without_waiting(websocket, frames, eventlet.spawn_n):
+                # Nobody holds the WebSocket's send lock or waits for it, and nothing can
+                # take it before the non-blocking send below returns (green threads only
+                # switch when one waits), so the send needs no lock. What the socket does not
+                # take at once is written by a green thread that takes the lock, free as it
+                # is, and keeps it until it is done: no other frame can come between these.
+                lock = websocket._sendlock
+                if lock.counter > 0 and not lock._waiters:
+                    if frames is None and one_attachment:
+                        frames = binary_event_frames(first_frames, namespace, event, data[0])
+                    elif frames is None:
+                        packets = packets or engineio_packets(self, namespace, event, data)
+                        frames = b"".join(frame_of(p.encode()) for p in packets)
+                    try:
+                        sent = websocket.socket.fd.send(frames)
+                    except BlockingIOError:
+                        sent = 0
+                    except OSError:
+                        continue  # the client is gone: its reader closes the Engine.IO socket
+                    if sent < len(frames):
+                        lock.acquire()
+                        spawn(_write_the_rest, websocket, memoryview(frames)[sent:])
                     continue
+            packets = packets or engineio_packets(self, namespace, event, data)
             for each in packets:
                 self.server._send_eio_packet(eio_sid, each)
         return None
+
+    def engineio_packets(manager, namespace, event, data) -> list:
+        encoded = manager.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *data]
+        ).encode()
+        return [
+            eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
 
     Socket._websocket_handler = websocket_handler
     Manager.emit = emit
 
 
-def write_without_waiting(websocket, frames: bytes, spawn) -> bool:
-    """Write `frames` to an idle WebSocket; False if someone is writing to it.
+def binary_event_frames(
+    first_frames: dict[tuple[str, str], bytes], namespace: str, event: str, attachment: bytes
+) -> bytes:
+    """Return the WebSocket frames of a Socket.IO event whose one argument is `attachment`.
 
-    Nobody holds the WebSocket's send lock or waits for it, and nothing can take it before
-    the non-blocking send below returns (green threads only switch when one waits), so the
-    send needs no lock. What the socket does not take at once is written by a green thread
-    (`spawn`) that takes the lock, free as it is, and keeps it until it is done: no other
-    frame can come between these.
+    Its first frame depends only on the namespace and the event: it is built once, by
+    python-socketio's encoder, and kept in `first_frames` (under a hundred bytes per event
+    and open note).
     """
-    lock = websocket._sendlock
-    if lock.counter <= 0 or lock._waiters:
-        return False
-    try:
-        sent = websocket.socket.fd.send(frames)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        return True  # the client is gone: its reader closes the Engine.IO socket
-    if sent < len(frames):
-        lock.acquire()
-        spawn(_write_the_rest, websocket, memoryview(frames)[sent:])
-    return True
+    key = (namespace, event)
+    first = first_frames.get(key)
+    if first is None:
+        if len(first_frames) >= 10_000:
+            first_frames.clear()
+        text, _attachment = packet.Packet(
+            packet.EVENT, namespace=namespace, data=[event, b""]
+        ).encode()
+        first = first_frames[key] = frame_of(eio_packet.Packet(eio_packet.MESSAGE, text).encode())
+    return first + frame_of(attachment)
+
+
+def frame_of(message: str | bytes) -> bytes:
+    """Return a final, unmasked WebSocket frame (RFC 6455) holding `message`, as a server sends it.
+
+    A str goes in a text frame, bytes in a binary frame: what eventlet's
+    `RFC6455WebSocket._pack_message` builds for a WebSocket without extensions.
+    """
+    if isinstance(message, str):
+        message, opcode = message.encode(), TEXT
+    else:
+        opcode = BINARY
+    length = len(message)
+    if length < 126:
+        header = bytes((0x80 | opcode, length))
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+    return header + message
 
 
 def _write_the_rest(websocket, rest) -> None:
