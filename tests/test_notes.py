@@ -1,5 +1,7 @@
 """Notes outside the live room: versions, comparison, restoring, exports."""
 
+import shutil
+import sqlite3
 from types import SimpleNamespace
 
 import pytest
@@ -9,11 +11,13 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Text
 from sqlalchemy import select
 
+from cop import create_app
 from cop.auth.models import User
 from cop.communities.models import Community, Role
 from cop.extensions import db
 from cop.notes import services
 from cop.notes.models import Note, NoteUpdate, NoteVersion
+from tests.conftest import Factory, config_for_tests
 
 
 def typed(doc: Doc, change) -> bytes:
@@ -175,6 +179,44 @@ def test_a_live_window_is_logged_as_the_session_would_log_it(app, make):
         assert created < marked == rows[0].created_at <= rows[1].created_at
         assert db.session.get(Note, world.note_id).last_activity_at == marked  # not marked again
     assert world.text() == "# Ordre du jour"
+
+
+def test_on_sqlite_the_live_log_leaves_checkpoints_to_the_background(tmp_path):
+    # Its own SQLite file, whatever TEST_DATABASE_URL says: checkpoints are SQLite's.
+    database = tmp_path / "log.sqlite"
+    app = create_app(
+        config_for_tests(tmp_path) | {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"}
+    )
+    with app.app_context():
+        db.create_all()
+    world = NoteWorld(app, Factory(app))
+    with app.app_context():
+        db.engine.dispose()  # the last connection closed moves the tables into the file
+    every = services.LiveLog.CHECKPOINT_EVERY_COMMITS
+    jobs = []  # started in the background: here, when the test says
+
+    def rows_in_the_file_alone() -> int:
+        """The log's rows that the database file holds, without its write-ahead log."""
+        copy = tmp_path / "copy.sqlite"
+        shutil.copyfile(database, copy)
+        with sqlite3.connect(copy) as connection:
+            return connection.execute("SELECT count(*) FROM note_update").fetchone()[0]
+
+    with app.app_context():
+        log = services.LiveLog(in_background=jobs.append)
+        for _ in range(4 * every):  # some 3,000 pages of write-ahead log
+            log.append(world.note_id, b"\x00" * 30, {world.writer}, False)
+        # SQLite would have checkpointed at 1,000 pages, in a commit; one job waits instead.
+        assert len(jobs) == 1
+        assert rows_in_the_file_alone() == 0
+
+        jobs.pop()()
+        assert rows_in_the_file_alone() == 4 * every
+        for _ in range(every):
+            log.append(world.note_id, b"\x00" * 30, {world.writer}, False)
+        assert len(jobs) == 1  # the next one, now that the first is done
+        log.close()
+        db.engine.dispose()
 
 
 def test_pycrdt_refusals_are_told_apart_from_a_green_thread_being_stopped():

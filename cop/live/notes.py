@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -250,7 +251,7 @@ class LiveNotes:
             if config["REDIS_URL"]
             else None
         )
-        self.log = services.LiveLog()
+        self.log = services.LiveLog(in_background=in_an_os_thread)
         self.rooms: dict[int, Room] = {}
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
@@ -262,6 +263,25 @@ class LiveNotes:
             if note_id not in self.rooms:
                 self.rooms[note_id] = Room(note_id)
             return self.rooms[note_id]
+
+
+def in_an_os_thread(job: Callable[[], None]) -> None:
+    """Start `job` in a thread of the operating system's, and do not wait for it.
+
+    For work that blocks on the disk and touches none of the event loop's objects (a SQLite
+    checkpoint): a green thread would hold up the whole event loop meanwhile.
+    """
+    mode = socketio.server.eio.async_mode
+    if mode == "eventlet":
+        from eventlet import tpool
+
+        socketio.start_background_task(tpool.execute, job)
+    elif mode == "gevent":
+        import gevent
+
+        gevent.get_hub().threadpool.spawn(job)
+    else:
+        socketio.start_background_task(job)  # already a thread of the system's
 
 
 def live() -> LiveNotes:
