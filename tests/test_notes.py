@@ -219,6 +219,35 @@ def test_on_sqlite_the_live_log_leaves_checkpoints_to_the_background(tmp_path):
         db.engine.dispose()
 
 
+def test_the_log_is_read_a_page_at_a_time_with_what_comes_meanwhile(app, make):
+    world = NoteWorld(app, make)
+    count = 2 * services.LOG_PAGE + 10
+    for index in range(count):
+        world.write(lambda text: text.insert(0, "x"), world.observer if index % 2 else None)
+    pauses = []
+
+    def pause():
+        pauses.append(len(pauses))
+        if len(pauses) == 1:  # a row committed between two pages is read too
+            world.write(lambda text: text.insert(0, "late"))
+
+    with app.app_context():
+        rows = services.updates_since(world.note_id, 0, pause)
+    assert pauses == [0, 1]  # after each full page
+    assert len(rows) == count + 1
+    assert [row.seq for row in rows] == sorted({row.seq for row in rows})
+    assert [row.author_ids for row in rows[:3]] == [
+        [world.writer],
+        [world.observer],
+        [world.writer],
+    ]
+    with app.app_context():
+        logged = db.session.scalars(
+            select(NoteUpdate.update).filter_by(note_id=world.note_id).order_by(NoteUpdate.seq)
+        ).all()
+    assert [row.update for row in rows] == logged
+
+
 def test_pycrdt_refusals_are_told_apart_from_a_green_thread_being_stopped():
     with pytest.raises(ValueError) as refused:
         Doc().apply_update(b"\x01\xff\xff\xff")

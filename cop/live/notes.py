@@ -709,16 +709,21 @@ def catch_up_for_waiting(room: Room) -> None:
 def compact(room: Room) -> None:
     """Merge the note's log into its state and text (and keep a version after a burst).
 
-    The merge yields to the other green threads between its steps, so that a busy note's
-    clients are not held up while it runs; only the short write at the end blocks.
+    The read and the merge yield to the other green threads between their steps, so that a
+    busy note's clients are not held up while they run; only the writes at the end block:
+    the state and text, then apart from them the log rows they hold.
     """
     try:
         compaction = services.prepare_compaction(
             room.note_id, pause=lambda: socketio.sleep(0), document=room.compacted
         )
         if compaction is not None:
-            services.store_compaction(compaction)
+            stored = services.store_compaction(compaction, delete_log=False)
             db.session.commit()
+            if stored is not None:
+                socketio.sleep(0)
+                services.delete_compacted_log(compaction.note_id, compaction.last_seq)
+                db.session.commit()
     except Exception:
         db.session.rollback()
         log.exception("could not compact note %s", room.note_id)
