@@ -219,6 +219,21 @@ def test_on_sqlite_the_live_log_leaves_checkpoints_to_the_background(tmp_path):
         db.engine.dispose()
 
 
+def test_merging_in_steps_gives_what_one_merge_gives():
+    step = services.COMPACTION_STEP
+    doc = Doc()
+    state = typed(doc, lambda text: text.insert(0, "state "))
+    updates = [
+        typed(doc, lambda text, index=index: text.insert(len(text) // 2, f"<{index}>"))
+        for index in range(step * step + 3)  # groups, then groups of groups
+    ]
+    pauses = []
+
+    merged = services.merge_in_steps(state, updates, lambda: pauses.append(1))
+    assert services.text_of_update(merged) == str(doc.get(services.TEXT_NAME, type=Text))
+    assert len(pauses) == (step + 1) + 2 + 1  # the updates, the groups, the last group
+
+
 def test_the_log_is_read_a_page_at_a_time_with_what_comes_meanwhile(app, make):
     world = NoteWorld(app, make)
     count = 2 * services.LOG_PAGE + 10

@@ -279,7 +279,7 @@ class LoggedUpdate(NamedTuple):
 
 
 # How many rows of a note's log are read at once (see updates_since).
-LOG_PAGE = 250
+LOG_PAGE = 100
 
 
 def updates_since(
@@ -287,7 +287,7 @@ def updates_since(
 ) -> list[LoggedUpdate]:
     """Return the note's logged updates after `seq`, in order.
 
-    A busy note's log holds a thousand rows or more at a compaction, which took 4 to 6 ms
+    A busy note's log holds a thousand rows or more at a compaction, which took 4 to 8 ms
     to read in one go, half of it turning each row's JSON list of authors into a list.
     So the rows are read `LOG_PAGE` at a time, with `pause` called between pages, and the
     authors are read as text, each distinct text parsed once: the same few people write
@@ -389,26 +389,36 @@ def prepare_compaction(
     )
 
 
-# How many logged updates one step of a compaction merges or integrates. A busy note logs
-# hundreds of batches a second; in a live server busy with 100 clients, a step of this many
-# takes about a millisecond (docs/performance.md).
-COMPACTION_STEP = 20
+# How many logged updates (or merged groups of them) one step of a compaction merges, or
+# integrates. A busy note logs hundreds of batches a second; in a live server busy with 100
+# clients, a step of this many takes about a millisecond (docs/performance.md).
+COMPACTION_STEP = 10
 
 
 def merge_in_steps(state: bytes, updates: list[bytes], pause: Callable[[], None]) -> bytes:
     """Merge a note's state (empty for a new note) with logged updates, a step at a time.
 
     Merging is associative: the updates are merged in groups, `pause` is called after each
-    group, and the groups are then merged with the state. One call over hundreds of updates
-    and a large state held the live server for about 10 ms (docs/performance.md).
+    group, the groups are merged in groups the same way until one is left, and that one is
+    merged with the state. One call over hundreds of updates and a large state held the live
+    server for about 10 ms, and so did one over a hundred groups and the state
+    (docs/performance.md).
     """
-    groups = []
-    for start in range(0, len(updates), COMPACTION_STEP):
-        group = updates[start : start + COMPACTION_STEP]
-        groups.append(merge_updates(*group) if len(group) > 1 else group[0])
-        pause()
+    groups = updates
+    while len(groups) > 1:  # one group in the end: merging many at once with the state was slow
+        groups = [
+            merge_updates(*group) if len(group) > 1 else group[0]
+            for group in _steps(groups, COMPACTION_STEP, pause)
+        ]
     parts = ([state] if state else []) + groups
     return merge_updates(*parts) if len(parts) > 1 else parts[0]
+
+
+def _steps(items: list, size: int, pause: Callable[[], None]):
+    """Yield `items` in lists of `size`, calling `pause` after each."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+        pause()
 
 
 class CompactedDocument:
