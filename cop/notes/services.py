@@ -97,12 +97,12 @@ class LiveLog:
     connection from the pool and giving it back, cost more than the statements themselves
     (docs/performance.md). One per app and process; green threads take turns on it.
 
-    On SQLite, the commit that takes the write-ahead log past 1,000 pages also copies it
-    into the database file (a checkpoint), and waits for the disk: 7 to 10 ms on the test
-    machine, every 300 commits or so, during which a live server's event loop stood still.
-    So the log's connection leaves that to `in_background`, which runs a checkpoint in a
-    thread of the operating system every `CHECKPOINT_EVERY_COMMITS` commits, while the
-    event loop goes on. SQLite still checkpoints at 10,000 pages if those do not keep up.
+    On SQLite, the commit that takes the write-ahead log past 1,000 pages (SQLite's
+    default) also copies it into the database file (a checkpoint), and waits for the disk:
+    7 to 10 ms on the test machine, every 300 commits or so, during which a live server's
+    event loop stood still. So cop's connections wait for 10,000 pages (`_configure_sqlite`),
+    and the log hands a checkpoint to `in_background` every `CHECKPOINT_EVERY_COMMITS`
+    commits, which runs it in a thread of the operating system while the loop goes on.
     """
 
     CHECKPOINT_EVERY_COMMITS = 250  # about 750 pages of write-ahead log
@@ -154,17 +154,10 @@ class LiveLog:
             self._checkpoint_now_and_then()
 
     def _connect(self):
-        connection = db.engine.raw_connection()
-        if db.engine.dialect.name == "sqlite" and db.engine.url.database not in (
-            None,
-            "",
-            ":memory:",
-        ):
-            self.sqlite_file = db.engine.url.database
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA wal_autocheckpoint=10000")  # this connection's only
-            cursor.close()
-        return connection
+        url = db.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self.sqlite_file = url.database
+        return db.engine.raw_connection()
 
     def _checkpoint_now_and_then(self) -> None:
         if self.checkpoint_error is not None:
@@ -197,13 +190,9 @@ class LiveLog:
             self.checkpointing = False
 
     def close(self) -> None:
-        """Give the connection back to the pool (as the pool gave it)."""
+        """Give the connection back to the pool."""
         with self.lock:
             if self.connection is not None:
-                if self.sqlite_file is not None:
-                    cursor = self.connection.cursor()
-                    cursor.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
-                    cursor.close()
                 self.connection.close()
                 self.connection = None
 
