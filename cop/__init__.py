@@ -164,9 +164,9 @@ def _configure_sqlite() -> None:
         # SQLite copies the write-ahead log into the file (a checkpoint) in the commit that
         # takes it past this many pages, and waits for the disk meanwhile: 7 to 10 ms at
         # 1,000 pages, its default, on the test machine, with a live server's event loop
-        # stopped. A live server checkpoints in a thread of the OS instead (LiveLog); other
-        # writers seldom write 10,000 pages (40 MB), and the last connection to close
-        # checkpoints too.
+        # stopped. A live server copies most of it in a thread of the OS (LiveLog), so that
+        # little is left for the commit at 10,000 pages (40 MB), after which the log starts
+        # over; the last connection to close checkpoints too.
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 

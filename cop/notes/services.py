@@ -103,6 +103,9 @@ class LiveLog:
     event loop stood still. So cop's connections wait for 10,000 pages (`_configure_sqlite`),
     and the log hands a checkpoint to `in_background` every `CHECKPOINT_EVERY_COMMITS`
     commits, which runs it in a thread of the operating system while the loop goes on.
+    Commits go on meanwhile, so these never copy the very last pages, and the log only
+    starts over after the commit at 10,000 pages, which has little left to copy: once every
+    10 to 20 s in a busy note, for about 6 ms, where there were seven to ten stalls.
     """
 
     CHECKPOINT_EVERY_COMMITS = 250  # about 750 pages of write-ahead log
