@@ -25,6 +25,7 @@ from cop import ROOT
 from tests.conftest import TEST_DATABASE_URL
 
 SLOW_QUERY_SERVER = ROOT / "tests" / "servers" / "slow_query_server.py"
+OS_THREAD_JOB = ROOT / "tests" / "servers" / "os_thread_job.py"
 STARTUP_LIMIT = 60  # seconds a server may take to answer /healthz before the test gives up
 REQUEST_LIMIT = 60  # seconds any single request may take before the test gives up
 
@@ -268,3 +269,21 @@ def test_a_slow_postgresql_query_does_not_stall_a_concurrent_request(start_serve
 def test_without_psycogreen_a_slow_query_stalls_every_request(start_server):
     # The control: the same server without psycogreen shows what the race above detects.
     assert not race_healthz_against_slow_query(start_server, green_psycopg=False)
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "gevent"])
+def test_a_job_in_an_os_thread_leaves_the_event_loop_running(tmp_path, mode):
+    # A SQLite checkpoint waits for the disk there (LiveLog): here a blocking sleep of 0.3 s,
+    # during which the loop's counter, ticking every 10 ms, must go on.
+    environment = server_environment(f"sqlite:///{tmp_path / 'cop.sqlite'}", free_port())
+    finished = subprocess.run(
+        [sys.executable, str(OS_THREAD_JOB), mode],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_LIMIT,
+        check=True,
+    )
+    state = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert state["done"]
+    assert state["turns"] >= 10, state
