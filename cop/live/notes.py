@@ -284,6 +284,11 @@ def in_an_os_thread(job: Callable[[], None]) -> None:
         socketio.start_background_task(job)  # already a thread of the system's
 
 
+def let_others_run() -> None:
+    """Let the process's other green threads run (between the steps of long work)."""
+    socketio.sleep(0)
+
+
 def live() -> LiveNotes:
     """Return this app's live notes registry."""
     return current_app.extensions["cop_live_notes"]
@@ -715,13 +720,13 @@ def compact(room: Room) -> None:
     """
     try:
         compaction = services.prepare_compaction(
-            room.note_id, pause=lambda: socketio.sleep(0), document=room.compacted
+            room.note_id, pause=let_others_run, document=room.compacted
         )
         if compaction is not None:
             stored = services.store_compaction(compaction, delete_log=False)
             db.session.commit()
             if stored is not None:
-                socketio.sleep(0)
+                let_others_run()
                 services.delete_compacted_log(compaction.note_id, compaction.last_seq)
                 db.session.commit()
     except Exception:
@@ -791,25 +796,22 @@ def check_rights(registry: LiveNotes) -> None:
     connections = list(registry.connections.values())
     if not connections:
         return
-
-    def pause():  # a crowded note's check takes milliseconds: let its edits through between
-        socketio.sleep(0)
-
-    users = lasting_users(connections, pause)
-    pause()
+    # A crowded note's check takes milliseconds: its edits go through between the steps.
+    users = lasting_users(connections, let_others_run)
+    let_others_run()
     notes = {
         note.id: note
         for note in db.session.scalars(
             select(Note).where(Note.id.in_({c.note_id for c in connections}))
         )
     }
-    pause()
+    let_others_run()
     memberships = memberships_of(
         {(c.user_id, notes[c.note_id].community_id) for c in connections if c.note_id in notes}
     )
     for index, (connection, user) in enumerate(zip(connections, users, strict=True)):
         if index % RIGHTS_CHECKED_AT_ONCE == 0:
-            pause()
+            let_others_run()
         note = notes.get(connection.note_id)
         allowed = user is not None and note is not None
         if allowed:
