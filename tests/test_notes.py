@@ -84,6 +84,39 @@ def test_compaction_merges_the_log_and_keeps_a_first_version(app, make):
     assert len(world.versions()) == 1
 
 
+def test_compactions_gather_contributors_until_a_version_keeps_them(app, make):
+    world = NoteWorld(app, make)
+    second = make.member(world.slug, Role.PARTICIPANT)
+    world.write(lambda text: text.insert(0, "one"))
+    world.compact()  # the first version, with the first writer
+    world.write(lambda text: text.insert(3, " two"), user_id=second)
+    world.compact()  # no version yet: too soon after the first
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        assert (note.text, note.unversioned_contributors) == ("one two", [second])
+        # Two compactions prepared from the same state: only the first is stored.
+        world.write(lambda text: text.insert(0, "Zero, "))
+        first = services.prepare_compaction(world.note_id)
+        late = services.prepare_compaction(world.note_id)
+        assert services.store_compaction(first) is not None
+        assert services.store_compaction(late) is None
+        db.session.commit()
+        # Once a version is due, it keeps everyone since the last one.
+        oldest = db.session.scalar(select(NoteVersion).filter_by(note_id=world.note_id))
+        oldest.created_at -= services.AUTOMATIC_VERSION_INTERVAL
+        db.session.commit()
+    world.write(lambda text: text.insert(len("Zero, one two"), "."), user_id=second)
+    world.compact()
+    newest = world.versions()[0]
+    assert (newest.text, sorted(newest.contributors)) == (
+        "Zero, one two.",
+        sorted([world.writer, second]),
+    )
+    with app.app_context():
+        note = db.session.get(Note, world.note_id)
+        assert note.unversioned_contributors == [] and note.state_seq > 0
+
+
 def test_a_kept_document_reads_the_text_of_each_compaction_as_a_fresh_merge_would(app, make):
     world = NoteWorld(app, make)
     document = services.CompactedDocument()
