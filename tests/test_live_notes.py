@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from cop import ROOT
 from cop.communities.models import Community, Role
 from cop.extensions import db
-from cop.live.notes import broadcast_window
+from cop.live.notes import Room, broadcast_window, catch_up_for_waiting, compact
 from cop.notes import services
 from cop.notes.models import Note, NoteUpdate
 from tests.conftest import PASSWORD
@@ -106,6 +106,28 @@ def test_a_room_has_no_window_unless_one_is_set_and_a_crowded_room_a_wider_one()
     assert broadcast_window(10, 0.005, 10000) == 0.005
     assert broadcast_window(200, 0.005, 10000) == 0.02
     assert broadcast_window(200, 0, 10000) == 0.02
+
+
+def test_the_flushers_database_work_ends_its_session(app, make):
+    # The flusher keeps one app context for its life: a session left open would hold a
+    # read transaction (on SQLite, the write-ahead log could not be checkpointed past it).
+    slug = make.community()
+    writer = make.member(slug, Role.PARTICIPANT)
+    with app.app_context():
+        community = db.session.scalar(select(Community).filter_by(slug=slug))
+        note_id = services.create_note(None, community, "Notes").id
+        doc = Doc()
+        before = doc.get_state()
+        doc.get(services.TEXT_NAME, type=Text).insert(0, "logged")
+        services.append_update(note_id, doc.get_update(before), {writer})
+        db.session.commit()
+        room = Room(note_id)
+        catch_up_for_waiting(room)
+        assert str(room.text) == "logged" and not db.session.registry.has()
+        room.needs_compaction = True
+        compact(room)
+        assert not room.needs_compaction and not db.session.registry.has()
+        assert db.session.get(Note, note_id).text == "logged"
 
 
 def test_a_change_in_a_quiet_room_goes_out_at_once_and_the_next_waits_for_the_window(
