@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --server cop --mode gevent --n 100
     .venv/bin/python bench/run.py --server cop --processes 2 --n 100     # Redis between them
     .venv/bin/python bench/run.py --server hocuspocus --n 50 100
+    .venv/bin/python bench/run.py --server cop --n 50 --cpu-by-task      # CPU by green thread
 
 Each run: a fresh note (cop: on a fresh SQLite database migrated with `flask db upgrade`,
 members logged in through personal API tokens), the server pinned to core 0 with taskset,
@@ -190,7 +191,25 @@ def start_cop(world, args, index, workdir):
         environment["SOCKETIO_CHANNEL"] = f"cop-bench-{os.getpid()}-{workdir.name}"
     environment.update(item.split("=", 1) for item in args.env)
     command = [PYTHON, str(ROOT / "wsgi.py")]
+    if args.cpu_by_task and index == 0:
+        command = [PYTHON, str(BENCH / "cpu_by_task.py")]
+        environment["COP_CPU_BY_TASK"] = str(cpu_by_task_file(workdir))
     return Server(command, environment, workdir / f"cop-{index}.log", "/healthz")
+
+
+def cpu_by_task_file(workdir: Path) -> Path:
+    """Where the first cop server's CPU-by-task snapshots go (bench/cpu_by_task.py)."""
+    return workdir / "cpu-by-task.jsonl"
+
+
+def cpu_by_task(workdir: Path) -> dict | None:
+    """Return each kind of green thread's CPU seconds between the two snapshots, if taken."""
+    path = cpu_by_task_file(workdir)
+    lines = path.read_text().splitlines() if path.exists() else []
+    if len(lines) < 2:
+        return None
+    first, last = json.loads(lines[0]), json.loads(lines[-1])
+    return {kind: round(last[kind] - first[kind], 3) for kind in last}
 
 
 def start_hocuspocus(workdir):
@@ -254,6 +273,9 @@ def run_once(args, n, world, workdir, repeat):
         seed=1000 + n + repeat,
     )
     pids = [pid for s in servers for pid in server_pids(s)]
+    probed = args.cpu_by_task and args.server == "cop"
+    if probed:
+        cpu_by_task_file(workdir).unlink(missing_ok=True)
     load_before = os.getloadavg()[0]
     driver = subprocess.Popen(
         ["taskset", "-c", DRIVER_CORE, "node", str(BENCH / "driver.mjs"), json.dumps(config)],
@@ -275,6 +297,8 @@ def run_once(args, n, world, workdir, repeat):
                 cpu_at_ready = sum(cpu_seconds(p) for p in pids)
                 wait_at_ready = sum(runqueue_wait_seconds(p) for p in pids)
                 wall_at_ready = time.monotonic()
+                if probed:
+                    os.kill(pids[0], signal.SIGUSR1)  # bench/cpu_by_task.py's first snapshot
                 if args.py_spy and args.server == "cop":
                     profiler = subprocess.Popen(
                         [
@@ -302,6 +326,8 @@ def run_once(args, n, world, workdir, repeat):
                 cpu_at_drained = sum(cpu_seconds(p) for p in pids)
                 wait_at_drained = sum(runqueue_wait_seconds(p) for p in pids)
                 wall_at_drained = time.monotonic()
+                if probed:
+                    os.kill(pids[0], signal.SIGUSR1)
             elif event["event"] == "result":
                 result = event
             elif event["event"] == "error":
@@ -323,6 +349,11 @@ def run_once(args, n, world, workdir, repeat):
     label = "hocuspocus" if args.server == "hocuspocus" else f"cop-{args.mode}-{args.processes}p"
     if args.env and args.server == "cop":
         label += "-" + ",".join(args.env)
+    if probed:  # the probes cost CPU: their runs are kept apart from the others
+        label += "-cpu-by-task"
+        result["cpuByTask"] = cpu_by_task(workdir)
+    if args.py_spy and args.server == "cop":
+        label += "-py-spy"
     result.update(
         config=label + ("-deflate" if args.deflate else ""),
         serverCpuSeconds=round(cpu_at_drained - cpu_at_ready, 2)
@@ -367,7 +398,14 @@ def main():
         help="extra environment of the cop servers (e.g. LIVE_GROUP_COMMIT_SECONDS=0.01)",
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the (first) cop server")
+    parser.add_argument(
+        "--cpu-by-task",
+        action="store_true",
+        help="time each kind of green thread of the first cop server (bench/cpu_by_task.py)",
+    )
     args = parser.parse_args()
+    if args.cpu_by_task and args.mode != "eventlet":
+        parser.error("--cpu-by-task knows eventlet's event loop only")
     (BENCH / "results").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cop-bench-") as tmp:
         workdir = Path(tmp)
