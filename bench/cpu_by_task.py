@@ -19,7 +19,6 @@ The probe runs at every switch and adds its own cost to the CPU it times: compar
 runs with each other, not with unprobed ones.
 """
 
-import gc
 import json
 import os
 import signal
@@ -79,16 +78,15 @@ def install_probe(path: str) -> None:
 
 
 def main() -> None:
-    """Start cop's server under eventlet with the probe, as wsgi.main() does without it."""
+    """Patch for eventlet, install the probe, then serve cop as `python wsgi.py` does.
+
+    wsgi.main() patches again: eventlet and psycogreen skip what is patched already.
+    """
     if os.environ.get("ASYNC_MODE", "eventlet") != "eventlet":
         raise SystemExit("the CPU-by-task probe knows eventlet's event loop only")
     wsgi.patch_async_library("eventlet")
     install_probe(os.environ["COP_CPU_BY_TASK"])
-    from cop import create_app
-
-    app = create_app()
-    gc.freeze()  # as wsgi.main() does
-    wsgi.serve(app, os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000")))
+    wsgi.main()
 
 
 if __name__ == "__main__":
