@@ -301,31 +301,36 @@ def test_the_room_counts_every_update_yjs_keeps_aside(updates):
         check_room_accounts_for_its_document(room, summary)
 
 
-def test_the_room_reads_its_state_vector_when_a_transaction_cannot_be_summarised(monkeypatch):
-    # The room learns its state vector from each transaction's update; should yrs ever
-    # write one that summarise_update refuses, the room reads the whole vector instead.
+def test_the_room_reads_its_state_vector_only_after_an_update_that_may_wait(monkeypatch):
+    # An update that Yjs integrates whole moves the room's state vector by itself; after
+    # one that may wait, or one that may complete what waits, the room reads the vector.
     writer = Doc()
     text = writer.get("markdown", type=Text)
     updates = []
-    for words in ("Hello", " world", "!"):
+    for words in ("Hello", " world", "!", "?"):
         before = writer.get_state()
         text += words
         updates.append(writer.get_update(before))
+    reads = []
+
+    def decode_and_count(data):
+        reads.append(data)
+        return decode_state_vector(data)
+
+    monkeypatch.setattr("cop.live.notes.decode_state_vector", decode_and_count)
+    client = writer.client_id
     room = Room(note_id=1)
     room.apply(updates[0], summarise_update(updates[0]))
-
-    def refuse(update):
-        raise MalformedMessage("as if yrs had written something cop refuses")
-
-    monkeypatch.setattr("cop.live.notes.summarise_update", refuse)
-    client = writer.client_id
+    assert (room.state_vector, len(reads)) == ({client: len("Hello")}, 0)
     room.apply(updates[2], summarise_update(updates[2]))  # Yjs keeps "!" aside
-    assert room.state_vector == {client: len("Hello")}
+    assert (room.state_vector, len(reads)) == ({client: len("Hello")}, 1)
     assert room.waiting_bytes == len("!")
     room.apply(updates[1], summarise_update(updates[1]))  # " world", then "!"
-    assert room.state_vector == {client: len("Hello world!")}
-    assert (room.waiting, room.waiting_bytes) == ({}, 0)
-    assert str(room.text) == "Hello world!"
+    assert (room.state_vector, len(reads)) == ({client: len("Hello world!")}, 2)
+    assert (room.waiting, room.waiting_bytes, room.held_back) == ({}, 0, {})
+    room.apply(updates[3], summarise_update(updates[3]))
+    assert (room.state_vector, len(reads)) == ({client: len("Hello world!?")}, 2)
+    assert str(room.text) == "Hello world!?"
 
 
 def root_item(words: str) -> bytes:
