@@ -3,15 +3,23 @@
 import os
 import signal
 import time
+from functools import partial
 
 import pytest
 from pycrdt import Doc, Map, Text
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from cop import ROOT
 from cop.communities.models import Community, Role
 from cop.extensions import db
-from cop.live.notes import Room, broadcast_window, catch_up_for_waiting, compact
+from cop.live.notes import (
+    Room,
+    broadcast_window,
+    catch_up_for_waiting,
+    compact,
+    live,
+    send_between_steps,
+)
 from cop.notes import services
 from cop.notes.models import Note, NoteUpdate
 from tests.conftest import PASSWORD
@@ -128,6 +136,42 @@ def test_the_flushers_database_work_ends_its_session(app, make):
         compact(room)
         assert not room.needs_compaction and not db.session.registry.has()
         assert db.session.get(Note, note_id).text == "logged"
+
+
+def test_what_is_written_during_a_compaction_goes_out_and_asks_for_the_next_one(app, make):
+    # A busy note's compaction takes tens of milliseconds: the flusher logs and sends what
+    # its clients write meanwhile between the compaction's steps. What it logs after the
+    # compaction read the log is not in the text stored, so the room asks for another.
+    slug = make.community()
+    writer = make.member(slug, Role.PARTICIPANT)
+    doc = Doc()
+    text = doc.get(services.TEXT_NAME, type=Text)
+
+    def edit(words: str) -> bytes:
+        before = doc.get_state()
+        text.insert(len(text), words)
+        return doc.get_update(before)
+
+    with app.app_context():
+        community = db.session.scalar(select(Community).filter_by(slug=slug))
+        note_id = services.create_note(None, community, "Notes").id
+        services.append_update(note_id, edit("first"), {writer})
+        db.session.commit()
+        registry = live()
+        room = registry.room(note_id)
+        catch_up_for_waiting(room)
+        room.pending_updates.append((edit(" second"), writer, "a client's sid"))
+        room.needs_compaction = True
+        compact(room, pause=partial(send_between_steps, registry, room))
+        assert room.pending_updates == []
+        note = db.session.get(Note, note_id)
+        assert note.text == "first"
+        assert services.text_of_update(services.full_state(note)[0]) == "first second"
+        assert db.session.scalar(select(func.count()).where(NoteUpdate.note_id == note_id)) == 1
+        assert room.needs_compaction
+        compact(room)
+        assert db.session.get(Note, note_id).text == "first second"
+        assert not room.needs_compaction
 
 
 def test_a_change_in_a_quiet_room_goes_out_at_once_and_the_next_waits_for_the_window(

@@ -653,7 +653,7 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                 quiet = now - room.last_update_at >= idle
                 overdue = now - room.last_compaction_at >= longest
                 if room.needs_compaction and (quiet or overdue or not room.sids):
-                    compact(room)
+                    compact(room, pause=partial(send_between_steps, registry, room))
                 with room.lock:
                     # What arrived meanwhile (while the log committed on PostgreSQL, or in a
                     # compaction's pauses) goes out now; anything later wakes the flusher.
@@ -677,6 +677,29 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
             room.flusher_idle = False
         log.exception("the flusher of note %s stopped", room.note_id)
         raise
+
+
+def send_between_steps(registry: LiveNotes, room: Room) -> None:
+    """Let other work run, then log and send what the room's clients wrote meanwhile.
+
+    The flusher's pause between the steps of a compaction, which takes tens of milliseconds
+    in a busy note: what the clients wrote during one waited for its end, and made the
+    slowest hundredth of deliveries (docs/performance.md). Nothing is sent while the
+    database refuses the log, before the room's window allows, or while something waits
+    for a catch-up (which would end the session the compaction reads with).
+    """
+    let_others_run()
+    config = registry.app.config
+    window = broadcast_window(
+        len(room.sids),
+        config["LIVE_GROUP_COMMIT_SECONDS"],
+        config["LIVE_ROOM_DELIVERIES_PER_SECOND"],
+    )
+    if room.logging_failed or room.waiting or time.monotonic() < room.window_started_at + window:
+        return
+    started = time.monotonic()
+    if flush(registry, room):
+        room.window_started_at = started
 
 
 def broadcast_window(clients: int, shortest: float, deliveries_per_second: float) -> float:
@@ -746,31 +769,31 @@ def catch_up_for_waiting(room: Room) -> None:
         db.session.remove()  # its read ends here: the flusher's app context lives on
 
 
-def compact(room: Room) -> None:
+def compact(room: Room, pause: Callable[[], None] = let_others_run) -> None:
     """Merge the note's log into its state and text (and keep a version after a burst).
 
-    The read and the merge yield to the other green threads between their steps, so that a
-    busy note's clients are not held up while they run; only the writes at the end block:
-    the state and text, then apart from them the log rows they hold.
+    The read and the merge call `pause` between their steps, so that a busy note's clients
+    are not held up while they run; only the writes at the end block: the state and text,
+    then apart from them the log rows they hold. The flusher's `pause` also sends what the
+    clients wrote meanwhile; a batch logged during the compaction asks for the next one.
     """
+    room.needs_compaction = False
     try:
-        compaction = services.prepare_compaction(
-            room.note_id, pause=let_others_run, document=room.compacted
-        )
+        compaction = services.prepare_compaction(room.note_id, pause=pause, document=room.compacted)
         if compaction is not None:
             stored = services.store_compaction(compaction, delete_log=False)
             db.session.commit()
             if stored is not None:
-                let_others_run()
+                pause()
                 services.delete_compacted_log(compaction.note_id, compaction.last_seq)
                 db.session.commit()
     except Exception:
+        room.needs_compaction = True
         db.session.rollback()
         log.exception("could not compact note %s", room.note_id)
         return
     finally:
         db.session.remove()  # the flusher's app context lives on
-    room.needs_compaction = False
     room.last_compaction_at = time.monotonic()
 
 
