@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 
 from flask import current_app, request, session
 from flask_babel import force_locale
@@ -214,10 +215,7 @@ class Room:
         for run in summary.runs:  # loops rather than all(): this runs for every edit
             if run.first != known.get(run.client, 0):
                 return False
-        for client, clock in summary.origins:
-            if clock >= known.get(client, 0):
-                return False
-        for client, clock in summary.right_origins:
+        for client, clock in chain(summary.origins, summary.right_origins):
             if clock >= known.get(client, 0):
                 return False
         return True
