@@ -35,7 +35,7 @@ from cop.live.encoding import (
     var_string,
     var_uint,
 )
-from cop.live.notes import ALLOWED_CONTENT, EMPTY_UPDATE, Room
+from cop.live.notes import ALLOWED_CONTENT, EMPTY_UPDATE, Room, summary_of_logged
 from cop.notes import services
 from cop.notes.models import Note
 from tests.live_client import YClient, wait_for
@@ -260,6 +260,13 @@ def updates_in_any_order(draw) -> list[bytes]:
     return draw(st.permutations(updates))
 
 
+def state_vector_of(doc: Doc) -> dict[int, int]:
+    """Return a document's state vector without the clients it holds nothing of (yrs names some)."""
+    return {
+        client: clock for client, clock in decode_state_vector(doc.get_state()).items() if clock
+    }
+
+
 def check_room_accounts_for_its_document(room: Room, summary: UpdateSummary) -> None:
     """Check what a room knows of its document after applying an update with this summary.
 
@@ -267,11 +274,7 @@ def check_room_accounts_for_its_document(room: Room, summary: UpdateSummary) -> 
     the update with text must be counted as waiting exactly when Yjs kept it aside; the
     second halves of characters it knows must include every one the document holds.
     """
-    state_vector = {
-        client: clock
-        for client, clock in decode_state_vector(room.doc.get_state()).items()
-        if clock  # yrs may name a client it holds nothing of
-    }
+    state_vector = state_vector_of(room.doc)
     assert room.state_vector == state_vector
     for run in summary.runs:
         integrated = state_vector.get(run.client, 0) >= run.end
@@ -375,26 +378,50 @@ def test_the_room_accounts_for_whatever_it_lets_in(honest, crafted, order):
         check_room_accounts_for_its_document(room, summary)
 
 
-@pytest.mark.parametrize(
-    "update",
-    [
-        pytest.param(
-            var_uint(2)
-            + (var_uint(1) + var_uint(7) + var_uint(0) + root_item("a"))
-            + (var_uint(1) + var_uint(7) + var_uint(1) + root_item("b"))
-            + var_uint(0),
-            id="one client's structs twice",
-        ),
-        pytest.param(
-            var_uint(1) + var_uint(1) + var_uint(7) + var_uint(0) + root_item("") + var_uint(0),
-            id="an empty string",
-        ),
-    ],
-)
+NEVER_WRITTEN_BY_YJS = [
+    pytest.param(
+        var_uint(2)
+        + (var_uint(1) + var_uint(7) + var_uint(0) + root_item("a"))
+        + (var_uint(1) + var_uint(7) + var_uint(1) + root_item("b"))
+        + var_uint(0),
+        id="one client's structs twice",
+    ),
+    pytest.param(
+        var_uint(1) + var_uint(1) + var_uint(7) + var_uint(0) + root_item("") + var_uint(0),
+        id="an empty string",
+    ),
+]
+
+
+@pytest.mark.parametrize("update", NEVER_WRITTEN_BY_YJS)
 def test_updates_that_yjs_never_writes_are_malformed(update):
     # yrs misreads the first (its text reads past the data) and keeps the second aside.
     with pytest.raises(MalformedMessage):
         summarise_update(update)
+
+
+@pytest.mark.parametrize("update", NEVER_WRITTEN_BY_YJS)
+def test_the_room_reads_its_document_after_a_logged_update_it_cannot_read(update):
+    # A restored version's change goes into the cache even if cop cannot read it (a
+    # database edited by hand): the room then reads the document's state vector and text
+    # length, and the edits that follow are accounted for as usual.
+    room = Room(note_id=1)
+    writer = Doc()
+    text = writer.get("markdown", type=Text)
+    text += "Hello"
+    first = writer.get_update()
+    room.apply(first, summarise_update(first))
+    assert summary_of_logged(update) is None
+    room.apply(update, summary_of_logged(update))
+    assert room.state_vector == state_vector_of(room.doc)
+    assert room.text_bytes_at_most == len(room.text)
+    before = writer.get_state()
+    text += " world"
+    second = writer.get_update(before)
+    room.apply(second, summarise_update(second))
+    assert room.state_vector == state_vector_of(room.doc)
+    assert (room.waiting, room.waiting_bytes) == ({}, 0)
+    assert str(room.text).endswith("Hello world")
 
 
 def real_text_state() -> bytes:
