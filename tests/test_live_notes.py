@@ -108,12 +108,20 @@ def test_an_update_is_logged_before_anyone_receives_it(world):
     alice.close(), bob.close()
 
 
-def test_a_room_has_no_window_unless_one_is_set_and_a_crowded_room_a_wider_one():
-    assert broadcast_window(100, 0, 0) == 0  # the defaults: each batch as soon as it can
-    assert broadcast_window(100, 0.005, 0) == 0.005
-    assert broadcast_window(10, 0.005, 10000) == 0.005
-    assert broadcast_window(200, 0.005, 10000) == 0.02
-    assert broadcast_window(200, 0, 10000) == 0.02
+def test_a_room_has_no_window_unless_one_is_set_and_a_crowded_room_a_wider_one(app):
+    assert broadcast_window(app.config, 100) == 0  # the defaults: each batch as soon as it can
+
+    def window(clients: int, shortest: float, deliveries_per_second: float) -> float:
+        config = {
+            "LIVE_GROUP_COMMIT_SECONDS": shortest,
+            "LIVE_ROOM_DELIVERIES_PER_SECOND": deliveries_per_second,
+        }
+        return broadcast_window(config, clients)
+
+    assert window(100, 0.005, 0) == 0.005
+    assert window(10, 0.005, 10000) == 0.005
+    assert window(200, 0.005, 10000) == 0.02
+    assert window(200, 0, 10000) == 0.02
 
 
 def test_the_flushers_database_work_ends_its_session(app, make):

@@ -622,8 +622,6 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
     costs a send per client, and fewer, larger ones trade latency for CPU.
     """
     app = registry.app
-    shortest_window = app.config["LIVE_GROUP_COMMIT_SECONDS"]
-    deliveries_per_second = app.config["LIVE_ROOM_DELIVERIES_PER_SECOND"]
     idle = app.config["LIVE_COMPACT_AFTER_IDLE_SECONDS"]
     longest = app.config["LIVE_COMPACT_AT_LEAST_EVERY_SECONDS"]
     try:
@@ -635,9 +633,7 @@ def flush_loop(registry: LiveNotes, room: Room) -> None:
                 if room.logging_failed:
                     socketio.sleep(LOG_RETRY_SECONDS)
                 else:
-                    window = broadcast_window(
-                        len(room.sids), shortest_window, deliveries_per_second
-                    )
+                    window = broadcast_window(app.config, len(room.sids))
                     # Without a window, this only lets the event loop read what has arrived.
                     socketio.sleep(max(0.0, room.window_started_at + window - time.monotonic()))
                 started = time.monotonic()
@@ -687,12 +683,7 @@ def send_between_steps(registry: LiveNotes, room: Room) -> None:
     for a catch-up (which would end the session the compaction reads with).
     """
     let_others_run()
-    config = registry.app.config
-    window = broadcast_window(
-        len(room.sids),
-        config["LIVE_GROUP_COMMIT_SECONDS"],
-        config["LIVE_ROOM_DELIVERIES_PER_SECOND"],
-    )
+    window = broadcast_window(registry.app.config, len(room.sids))
     if room.logging_failed or room.waiting or time.monotonic() < room.window_started_at + window:
         return
     started = time.monotonic()
@@ -700,12 +691,14 @@ def send_between_steps(registry: LiveNotes, room: Room) -> None:
         room.window_started_at = started
 
 
-def broadcast_window(clients: int, shortest: float, deliveries_per_second: float) -> float:
+def broadcast_window(config, clients: int) -> float:
     """Return the least time between two broadcasts of a room with this many clients (0: none).
 
-    `shortest` is LIVE_GROUP_COMMIT_SECONDS; LIVE_ROOM_DELIVERIES_PER_SECOND, if set, widens
+    The shortest is LIVE_GROUP_COMMIT_SECONDS; LIVE_ROOM_DELIVERIES_PER_SECOND, if set, widens
     a crowded room's window so that it sends its clients about that many messages a second.
     """
+    shortest = config["LIVE_GROUP_COMMIT_SECONDS"]
+    deliveries_per_second = config["LIVE_ROOM_DELIVERIES_PER_SECOND"]
     if not deliveries_per_second:
         return shortest
     return max(shortest, clients / deliveries_per_second)
