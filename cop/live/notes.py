@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
@@ -691,7 +691,7 @@ def send_between_steps(registry: LiveNotes, room: Room) -> None:
         room.window_started_at = started
 
 
-def broadcast_window(config, clients: int) -> float:
+def broadcast_window(config: Mapping[str, float], clients: int) -> float:
     """Return the least time between two broadcasts of a room with this many clients (0: none).
 
     The shortest is LIVE_GROUP_COMMIT_SECONDS; LIVE_ROOM_DELIVERIES_PER_SECOND, if set, widens
